@@ -1,0 +1,28 @@
+/* What the user asked for on the command line (or in a config file). The
+ * parser fills it; nothing here has touched /dev/kvm yet. */
+#ifndef KVMINI_CONFIG_H
+#define KVMINI_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum console_mode { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned cpus;
+	uint64_t mem_size;
+	bool hugepages;
+	bool no_reboot;
+	bool trace_exits;
+	bool debug_exit;            /* --debug-exit: port 0xf4 ends the VM */
+	enum console_mode console;
+	const char *console_path;   /* CONSOLE_FILE */
+};
+
+#define CONFIG_DEFAULT_CMDLINE "console=ttyS0"
+#define CONFIG_DEFAULT_MEM     (512ULL << 20)
+
+#endif
