@@ -1,0 +1,7 @@
+#ifndef KVMINI_RUN_H
+#define KVMINI_RUN_H
+
+/* `kvmini run ...`: returns the process exit status. */
+int cmd_run(int argc, char **argv);
+
+#endif

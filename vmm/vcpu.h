@@ -1,0 +1,21 @@
+#ifndef KVMINI_VCPU_H
+#define KVMINI_VCPU_H
+
+#include "boot/loader.h"
+#include "vmm/vm.h"
+
+/* Creates vCPU id: fd, kvm_run mapping, CPUID, MSRs, FPU, LAPIC LINTs. */
+int vcpu_init(struct vm *vm, struct vcpu *v, int id);
+/* Registers of the boot processor for the kernel's first instruction. The
+ * other vCPUs stay in wait-for-SIPI until the guest starts them. */
+int vcpu_set_boot_state(struct vcpu *v, const struct boot_entry *entry);
+int vcpu_start(struct vcpu *v);
+/* Kicks every started vCPU out of KVM_RUN and joins its thread. */
+void vcpus_stop_and_join(struct vm *vm);
+void vcpu_destroy(struct vcpu *v);
+/* Writes the vCPU's registers to stderr (crash reports). */
+void vcpu_dump_registers(struct vcpu *v);
+/* Installs the SIGUSR1 handler used to kick vCPUs; call once per process. */
+int vcpu_signals_init(void);
+
+#endif
