@@ -38,6 +38,7 @@
 #define PORT_I8042_DATA     0x60
 #define PORT_I8042_CMD      0x64
 #define PORT_CMOS           0x70
+#define IRQ_RTC             8
 /* ACPI hardware-reduced registers (FADT sleep control/status, reset). */
 #define PORT_ACPI_SLEEP_CTL 0x600
 #define PORT_ACPI_SLEEP_STS 0x601

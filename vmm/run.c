@@ -144,7 +144,10 @@ static void wait_for_stop(struct session *s)
 			push_input(s);
 			timeout = 10;
 		} else if (!s->input_src.added && !s->input_eof && s->input_src.fd >= 0) {
-			evloop_add(&s->loop, &s->input_src, EPOLLIN);
+			/* epoll refuses regular files (stdin redirected from one):
+			 * such input is simply not forwarded. */
+			if (evloop_add(&s->loop, &s->input_src, EPOLLIN))
+				s->input_eof = true;
 		}
 		int r = evloop_run_once(&s->loop, timeout);
 		if (r < 0) {
