@@ -78,3 +78,18 @@ size_t pvh_info_build(uint8_t *buf, size_t size, uint64_t gpa, const struct pvh_
 	}
 	return need;
 }
+
+size_t reset_vector_build(uint8_t *buf, size_t size)
+{
+	const uint8_t stub[] = {
+		0xba, PORT_ACPI_RESET & 0xff, PORT_ACPI_RESET >> 8, /* mov dx, PORT_ACPI_RESET */
+		0xb0, ACPI_RESET_VALUE,                           /* mov al, ACPI_RESET_VALUE */
+		0xee,                                             /* out dx, al */
+		0xf4,                                             /* hlt */
+		0xeb, 0xfd,                                       /* jmp back to the hlt */
+	};
+	if (size < sizeof(stub))
+		return 0;
+	memcpy(buf, stub, sizeof(stub));
+	return sizeof(stub);
+}

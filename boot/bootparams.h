@@ -46,6 +46,12 @@ struct pvh_args {
 	uint64_t rsdp_gpa;
 	uint64_t ram_low, ram_high;
 };
+/* The code kvmini leaves at the real-mode reset vector (F000:FFF0): it
+ * writes the ACPI reset register, so a guest that "reboots through the BIOS"
+ * (Linux does with hardware-reduced ACPI and no EFI) resets the VM instead
+ * of running off into empty memory. Returns the bytes written (<= 16). */
+size_t reset_vector_build(uint8_t *buf, size_t size);
+
 /* Returns the bytes written, 0 if size is too small. */
 size_t pvh_info_build(uint8_t *buf, size_t size, uint64_t gpa, const struct pvh_args *a);
 

@@ -262,6 +262,7 @@ int boot_load(struct vm *vm, const struct boot_image *img, struct boot_entry *en
 		log_err("cannot build ACPI tables for %u vCPUs: %s", vm->ncpus, strerror(-r));
 		return r;
 	}
+	reset_vector_build(gpa_ptr(vm, LAYOUT_RESET_VECTOR, 16), 16);
 	r = boot_write_gdt(vm, img->mode);
 	if (!r && img->mode == BOOT_LINUX_64)
 		r = boot_write_page_tables(vm);

@@ -40,6 +40,8 @@ void cli_run_usage(FILE *f)
 {
 	fputs("usage: kvmini run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 	      "                  [--cpus N] [--memory SIZE[,hugepages=on]]\n"
+	      "                  [--disk path=FILE[,format=raw][,readonly=on][,cache=none|writeback]\n"
+	      "                          [,serial=STR]]...\n"
 	      "                  [--console stdio|file=PATH|none] [--no-reboot] [--trace-exits]\n"
 	      "                  [--debug-exit] [--verbose]\n"
 	      "\n"
@@ -48,6 +50,7 @@ void cli_run_usage(FILE *f)
 	      "  --cmdline STRING  kernel command line (default \"" CONFIG_DEFAULT_CMDLINE "\")\n"
 	      "  --cpus N          number of vCPUs (default 1)\n"
 	      "  --memory SIZE     guest RAM, K/M/G/T suffixes (default 512M)\n"
+	      "  --disk ...        a virtio-blk disk (repeatable: /dev/vda, /dev/vdb, ...)\n"
 	      "  --console MODE    stdio (raw terminal; Ctrl-A x quits, Ctrl-A h helps),\n"
 	      "                    file=PATH or none (default stdio)\n"
 	      "  --no-reboot       exit (status 0) when the guest reboots\n"
@@ -125,6 +128,79 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+/* path=FILE[,format=raw|qcow2][,readonly=on|off][,cache=none|writeback]
+ * [,lock=on|off][,serial=STR]. The value is copied, so the config does not
+ * point into a buffer we modify. */
+static bool is_disk_key(const char *k)
+{
+	static const char *const keys[] = { "path", "format", "readonly", "lock", "cache", "serial" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(k, keys[i]))
+			return true;
+	return false;
+}
+
+static int parse_disk(const char *arg, struct vm_config *cfg)
+{
+	if (cfg->ndisks == CONFIG_MAX_DISKS)
+		return bad("--disk", arg, "too many disks (at most 16)");
+	struct disk_config *d = &cfg->disks[cfg->ndisks];
+	memset(d, 0, sizeof(*d));
+	d->block.format = BLOCK_FMT_AUTO;
+	d->block.cache = BLOCK_CACHE_WRITEBACK;
+	d->block.lock = true;
+	char *copy = strdup(arg);
+	if (!copy)
+		return -ENOMEM;
+	int r = 0;
+	for (char *save = NULL, *kv = strtok_r(copy, ",", &save); kv && !r;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *v = strchr(kv, '=');
+		if (!v) {
+			r = bad("--disk", arg, "expected key=value pairs (path=FILE,...)");
+			break;
+		}
+		*v++ = '\0';
+		bool on = !strcmp(v, "on"), off = !strcmp(v, "off");
+		if (!strcmp(kv, "path") && *v) {
+			d->block.path = strdup(v);
+			if (!d->block.path)
+				r = -ENOMEM;
+		} else if (!strcmp(kv, "format") && !strcmp(v, "raw")) {
+			d->block.format = BLOCK_FMT_RAW;
+		} else if (!strcmp(kv, "format") && !strcmp(v, "qcow2")) {
+			d->block.format = BLOCK_FMT_QCOW2;
+		} else if (!strcmp(kv, "readonly") && (on || off)) {
+			d->block.readonly = on;
+		} else if (!strcmp(kv, "lock") && (on || off)) {
+			d->block.lock = on;
+		} else if (!strcmp(kv, "cache") && !strcmp(v, "none")) {
+			d->block.cache = BLOCK_CACHE_NONE;
+		} else if (!strcmp(kv, "cache") && !strcmp(v, "writeback")) {
+			d->block.cache = BLOCK_CACHE_WRITEBACK;
+		} else if (!strcmp(kv, "serial") && strlen(v) <= DISK_SERIAL_MAX) {
+			strcpy(d->serial, v);
+		} else {
+			static __thread char why[96];
+			if (!strcmp(kv, "serial"))
+				snprintf(why, sizeof(why), "serial is at most %d characters", DISK_SERIAL_MAX);
+			else if (!strcmp(kv, "path"))
+				snprintf(why, sizeof(why), "empty path");
+			else if (is_disk_key(kv))
+				snprintf(why, sizeof(why), "bad value '%s' for %s", v, kv);
+			else
+				snprintf(why, sizeof(why), "unknown key '%s'", kv);
+			r = bad("--disk", arg, why);
+		}
+	}
+	free(copy);
+	if (!r && !d->block.path)
+		r = bad("--disk", arg, "path=FILE is required");
+	if (!r)
+		cfg->ndisks++;
+	return r;
+}
+
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE,
 	OPT_NO_REBOOT, OPT_TRACE_EXITS, OPT_DEBUG_EXIT, OPT_DISK, OPT_NET, OPT_CONFIG,
@@ -150,6 +226,41 @@ static const struct option run_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* The option getopt just complained about, as the user typed it. For a long
+ * option that is argv[optind - 1] up to any '='; for a short one, optopt. */
+static const char *option_name(char **argv)
+{
+	static __thread char name[64];
+	if (optopt && optopt < 256) {
+		snprintf(name, sizeof(name), "-%c", optopt);
+		return name;
+	}
+	for (const struct option *o = run_options; o->name; o++)
+		if (o->val == optopt) {
+			snprintf(name, sizeof(name), "--%s", o->name);
+			return name;
+		}
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
+	return name;
+}
+
+static const char *unknown_option(char **argv, int opt)
+{
+	static __thread char msg[128];
+	const char *arg = argv[optind - 1];
+	if (opt && opt < 256) {
+		snprintf(msg, sizeof(msg), "unknown option -%c", opt);
+	} else if (opt) {
+		/* A known long option given a value it does not take. */
+		for (const struct option *o = run_options; o->name; o++)
+			if (o->val == opt)
+				snprintf(msg, sizeof(msg), "option --%s takes no value", o->name);
+	} else {
+		snprintf(msg, sizeof(msg), "unknown option %.*s", (int)strcspn(arg, "="), arg);
+	}
+	return msg;
+}
+
 int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -158,10 +269,10 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->console = CONSOLE_STDIO;
 	int verbose = 0;
 
-	optind = 1;
+	optind = 0; /* 0, not 1: also resets glibc's state inside short-option groups */
 	opterr = 0; /* we print our own one-line errors */
-	int c;
-	while ((c = getopt_long(argc, argv, ":vh", run_options, NULL)) != -1) {
+	int c, longindex;
+	while ((longindex = -1, c = getopt_long(argc, argv, ":vh", run_options, &longindex)) != -1) {
 		const char *a = optarg;
 		int r = 0;
 		switch (c) {
@@ -171,6 +282,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_CPUS: r = parse_cpus(a, &cfg->cpus); break;
 		case OPT_MEMORY: r = parse_memory(a, cfg); break;
 		case OPT_CONSOLE: r = parse_console(a, cfg); break;
+		case OPT_DISK: r = parse_disk(a, cfg); break;
 		case OPT_NO_REBOOT: cfg->no_reboot = true; break;
 		case OPT_TRACE_EXITS: cfg->trace_exits = true; break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
@@ -179,14 +291,15 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_HELP:
 			cli_run_usage(stdout);
 			return 1;
-		case OPT_DISK: case OPT_NET: case OPT_CONFIG: case OPT_API_SOCKET:
-			log_err("%s: not supported by this version of kvmini yet", argv[optind - 1]);
+		case OPT_NET: case OPT_CONFIG: case OPT_API_SOCKET:
+			log_err("--%s: not supported by this version of kvmini yet",
+				run_options[longindex].name);
 			return -EINVAL;
 		case ':':
-			log_err("option %s needs a value (see kvmini run --help)", argv[optind - 1]);
+			log_err("option %s needs a value (see kvmini run --help)", option_name(argv));
 			return -EINVAL;
 		default:
-			log_err("unknown option %s (see kvmini run --help)", argv[optind - 1]);
+			log_err("%s (see kvmini run --help)", unknown_option(argv, optopt));
 			return -EINVAL;
 		}
 		if (r)

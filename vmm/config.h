@@ -6,7 +6,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "block/block.h"
+
 enum console_mode { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+#define CONFIG_MAX_DISKS   16
+#define DISK_SERIAL_MAX    20   /* VIRTIO_BLK_ID_BYTES */
+
+struct disk_config {
+	struct block_config block;
+	char serial[DISK_SERIAL_MAX + 1];
+};
 
 struct vm_config {
 	const char *kernel;
@@ -20,6 +30,8 @@ struct vm_config {
 	bool debug_exit;            /* --debug-exit: port 0xf4 ends the VM */
 	enum console_mode console;
 	const char *console_path;   /* CONSOLE_FILE */
+	unsigned ndisks;
+	struct disk_config disks[CONFIG_MAX_DISKS];
 };
 
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0"

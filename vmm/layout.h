@@ -20,7 +20,8 @@
 #define LAYOUT_CMDLINE_MAX  0x10000ULL  /* 64 KiB, more than any kernel accepts */
 #define LAYOUT_EBDA         0x9fc00ULL  /* low RAM ends here: [EBDA, 1 MiB) is reserved */
 #define LAYOUT_ACPI_BASE    0xe0000ULL  /* RSDP then the tables, inside the BIOS area */
-#define LAYOUT_ACPI_SIZE    0x20000ULL
+#define LAYOUT_ACPI_SIZE    0x10000ULL
+#define LAYOUT_RESET_VECTOR 0xffff0ULL  /* F000:FFF0, where a real-mode jump to the BIOS lands */
 #define LAYOUT_HIMEM        0x100000ULL /* 1 MiB: protected-mode kernel default */
 
 /* The 32-bit hole for PCI and platform MMIO: RAM past 3 GiB moves above 4 GiB. */
