@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "boot/loader.h"
+#include "devices/pci.h"
 #include "devices/platform.h"
 #include "devices/rtc.h"
 #include "devices/uart.h"
@@ -25,6 +26,7 @@
 #include "vmm/log.h"
 #include "vmm/trace.h"
 #include "vmm/vcpu.h"
+#include "virtio/blk.h"
 
 /* State of one boot that the event-loop callbacks need. */
 struct session {
@@ -66,9 +68,53 @@ static int add_devices(struct vm *vm)
 		r = acpi_pm_register(vm);
 	if (!r && vm->cfg->debug_exit)
 		r = debug_exit_register(vm);
-	if (r)
+	if (!r) {
+		vm->pci = calloc(1, sizeof(*vm->pci));
+		r = vm->pci ? pci_bus_init(vm->pci, vm) : -ENOMEM;
+	}
+	if (r) {
 		log_err("device set-up failed: %s", strerror(-r));
-	return r;
+		return r;
+	}
+	return 0;
+}
+
+/* Disks come after the platform devices: their PCI slots follow the order
+ * on the command line, so the first --disk is /dev/vda. One queue (and one
+ * I/O thread) per vCPU, as Linux's blk-mq then maps each CPU to its own. */
+static int add_disks(struct vm *vm, bool *input_error)
+{
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		int r = virtio_blk_create(&vm->disks[i], vm, &vm->cfg->disks[i], vm->ncpus);
+		if (r) {
+			/* Problems opening the image are the user's; the rest
+			 * (PCI slots, KVM) are ours. */
+			*input_error = r == -ENOENT || r == -EISDIR || r == -EINVAL || r == -EACCES ||
+				       r == -ENOTSUP || r == -EROFS || r == -EPERM;
+			return r;
+		}
+		vm->ndisks++;
+	}
+	return 0;
+}
+
+static void remove_devices(struct vm *vm)
+{
+	/* Disk I/O threads stop first: they touch guest memory until then. */
+	for (unsigned i = 0; i < vm->ndisks; i++)
+		virtio_blk_free(vm->disks[i]);
+	vm->ndisks = 0;
+	if (vm->pci) {
+		pci_bus_free(vm->pci);
+		free(vm->pci);
+		vm->pci = NULL;
+	}
+	if (vm->uart)
+		uart_free(vm->uart);
+	if (vm->rtc)
+		rtc_free(vm->rtc);
+	vm->uart = NULL;
+	vm->rtc = NULL;
 }
 
 static void on_stop(void *ctx, uint32_t events)
@@ -170,7 +216,7 @@ static int boot_once(struct session *s, const struct vm_config *cfg, const struc
 		goto out;
 	}
 	vm->console = s->console;
-	if ((r = add_devices(vm)))
+	if ((r = add_devices(vm)) || (r = add_disks(vm, input_error)))
 		goto out;
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -205,22 +251,25 @@ static int boot_once(struct session *s, const struct vm_config *cfg, const struc
 	wait_for_stop(s);
 	vcpus_stop_and_join(vm);
 	uart_flush(vm->uart);
-	if (cfg->trace_exits)
+	if (cfg->trace_exits) {
 		trace_print_exits(stderr, vm, now_seconds() - t0);
+		if (vm->pci)
+			pci_print_devices(stderr, vm->pci);
+		for (unsigned i = 0; i < vm->ndisks; i++)
+			virtio_blk_print_stats(stderr, vm->disks[i]);
+	}
 	r = vm_stop_reason(vm);
 out:
 	evloop_close(&s->loop);
+	/* A failed start may leave vCPU threads running: stop them first. */
+	if (vm->vcpus)
+		vcpus_stop_and_join(vm);
+	remove_devices(vm);
 	if (vm->vcpus)
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
-	if (vm->uart)
-		uart_free(vm->uart);
-	if (vm->rtc)
-		rtc_free(vm->rtc);
-	vm->uart = NULL;
-	vm->rtc = NULL;
 	vm_destroy(vm);
 	return r;
 }

@@ -173,6 +173,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return r;
 	if ((r = vm_ioctl(vm, KVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", 0)))
 		return r;
+	if ((r = irq_routing_init(vm)))
+		return r;
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if ((r = vm_ioctl(vm, KVM_CREATE_PIT2, "KVM_CREATE_PIT2", (unsigned long)&pit)))
 		return r;
@@ -196,6 +198,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
+	irq_routing_free(vm);
 	free(vm->cpuid);
 	/* The platform devices hold no resources beyond their allocation. */
 	free(vm->i8042);
@@ -213,6 +216,20 @@ int vm_irq_line(struct vm *vm, unsigned gsi, int level)
 {
 	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, int efd, bool assign)
+{
+	/* Linux's virtio driver writes the 16-bit queue index; a write of any
+	 * other width is not matched and reaches the device's MMIO handler,
+	 * which forwards it to the same eventfd. */
+	struct kvm_ioeventfd io = {
+		.addr = addr, .len = 2, .fd = efd,
+		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+	if (vm->vm_fd < 0)
+		return 0; /* unit tests run devices without a VM */
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
 enum vm_stop vm_stop_reason(struct vm *vm)

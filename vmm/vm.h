@@ -12,6 +12,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/config.h"
+#include "vmm/irq.h"
 
 struct kvm_run;
 struct kvm_cpuid2;
@@ -21,6 +22,8 @@ struct rtc;
 struct i8042;
 struct acpi_pm;
 struct debug_exit;
+struct pci_bus;
+struct virtio_blk;
 
 /* Why the VM stopped; the first reason recorded wins. */
 enum vm_stop {
@@ -76,6 +79,10 @@ struct vm {
 	struct i8042 *i8042;
 	struct acpi_pm *acpi_pm;
 	struct debug_exit *debug_exit;
+	struct pci_bus *pci;
+	unsigned ndisks;
+	struct virtio_blk *disks[CONFIG_MAX_DISKS];
+	struct irq_routing irq;       /* GSI routing table and MSI GSI allocator */
 
 	/* Stop protocol: vm_request_stop() records the reason once, kicks every
 	 * vCPU out of KVM_RUN and wakes the event loop through stop_fd. */
@@ -92,6 +99,9 @@ void *gpa_ptr(struct vm *vm, uint64_t gpa, uint64_t len);
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 void vm_destroy(struct vm *vm);
 int vm_irq_line(struct vm *vm, unsigned gsi, int level);
+/* Binds (or unbinds) an eventfd to 2-byte guest writes at an MMIO address,
+ * so those writes signal the eventfd inside KVM without a VM exit. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, int efd, bool assign);
 void vm_request_stop(struct vm *vm, enum vm_stop reason);
 enum vm_stop vm_stop_reason(struct vm *vm);
 

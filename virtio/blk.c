@@ -1,0 +1,550 @@
+/* virtio-blk (virtio spec 5.2). Each queue is served by its own I/O thread
+ * with its own io_uring: the thread sleeps in io_uring waiting for both the
+ * queue's kick eventfd (bound to the notify address with an ioeventfd) and
+ * disk completions, pops every available request, submits them in one
+ * batch, and on completion writes the status byte, puts the request on the
+ * used ring and signals the MSI-X vector's irqfd. No vCPU thread and no exit
+ * to userspace is on this path. */
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "block/block.h"
+#include "block/io_engine.h"
+#include "virtio/virtio.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+#define VIRTIO_ID_BLOCK 2
+#define BLK_F_SIZE_MAX     1
+#define BLK_F_SEG_MAX      2
+#define BLK_F_RO           5
+#define BLK_F_BLK_SIZE     6
+#define BLK_F_FLUSH        9
+#define BLK_F_MQ           12
+#define BLK_F_DISCARD      13
+#define BLK_F_WRITE_ZEROES 14
+
+#define BLK_T_IN           0
+#define BLK_T_OUT          1
+#define BLK_T_FLUSH        4
+#define BLK_T_GET_ID       8
+#define BLK_T_DISCARD      11
+#define BLK_T_WRITE_ZEROES 13
+#define BLK_S_OK     0
+#define BLK_S_IOERR  1
+#define BLK_S_UNSUPP 2
+
+#define SECTOR 512ULL
+#define QUEUE_SIZE 256
+#define SEG_MAX (QUEUE_SIZE - 2)        /* header and status take one each */
+#define SIZE_MAX_BYTES (1U << 20)       /* largest single segment we accept */
+#define MAX_DISCARD_SECTORS (1U << 22)  /* 2 GiB per discard/write-zeroes */
+#define WZ_UNMAP 1
+
+struct blk_config {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+	uint16_t cylinders;
+	uint8_t heads, sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp, alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback, unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors, max_discard_seg, discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap, unused1[3];
+} __attribute__((packed));
+_Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config");
+
+struct blk_queue;
+
+/* One request in flight; the pool holds one per ring slot, so a request
+ * never waits for memory. */
+struct blk_req {
+	struct blk_queue *bq;
+	struct virtq_elem elem;
+	struct iovec data[VIRTQ_MAX_CHAIN];
+	unsigned ndata;
+	uint8_t *status;       /* the status byte in guest memory */
+	uint32_t written;      /* bytes the device wrote into the driver's buffers */
+	struct block_req breq;
+	struct blk_req *next_free;
+};
+
+struct blk_queue {
+	struct virtio_blk *blk;
+	unsigned index;
+	pthread_t thread;
+	bool running;
+	struct io_engine eng;
+	int stop_fd;
+	uint64_t kick_buf, stop_buf;
+	atomic_bool stopping;
+	bool notify_pending;
+	struct blk_req *reqs;
+	struct blk_req *free;
+	unsigned inflight;
+	/* Statistics, written by this queue's thread only. */
+	uint64_t requests, kicks, batches, irqs, errors;
+};
+
+struct virtio_blk {
+	struct virtio_dev vd;
+	struct block *disk;
+	struct blk_config config;
+	char serial[DISK_SERIAL_MAX];
+	char name[32];
+	unsigned nqueues;
+	struct blk_queue queues[VIRTIO_MAX_QUEUES];
+};
+
+static uint64_t blk_features(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+	uint64_t f = (1ULL << BLK_F_SIZE_MAX) | (1ULL << BLK_F_SEG_MAX) | (1ULL << BLK_F_BLK_SIZE) |
+		     (1ULL << BLK_F_FLUSH);
+	if (b->nqueues > 1)
+		f |= 1ULL << BLK_F_MQ;
+	if (b->disk->readonly)
+		f |= 1ULL << BLK_F_RO;
+	else if (b->disk->discard_supported)
+		f |= (1ULL << BLK_F_DISCARD) | (1ULL << BLK_F_WRITE_ZEROES);
+	return f;
+}
+
+static void blk_config_read(struct virtio_dev *vd, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *b = vd->priv;
+	memcpy(data, (uint8_t *)&b->config + off, len);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static void complete(struct blk_req *r, uint8_t status)
+{
+	struct blk_queue *bq = r->bq;
+	*r->status = status;
+	if (status != BLK_S_OK)
+		bq->errors++;
+	virtq_push(&bq->blk->vd.queues[bq->index].vq, r->elem.head, r->written + 1);
+	bq->notify_pending = true;
+	r->next_free = bq->free;
+	bq->free = r;
+	bq->inflight--;
+}
+
+static void io_done(void *opaque, int64_t result)
+{
+	struct blk_req *r = opaque;
+	complete(r, result < 0 ? BLK_S_IOERR : BLK_S_OK);
+}
+
+static void read_done(void *opaque, int64_t result)
+{
+	struct blk_req *r = opaque;
+	if (result >= 0)
+		r->written = (uint32_t)r->breq.len;
+	complete(r, result < 0 ? BLK_S_IOERR : BLK_S_OK);
+}
+
+/* Builds r->data from the element: for reads the writable buffers minus the
+ * status byte, for writes the readable buffers minus the 16-byte header. */
+static bool collect_data(struct blk_req *r, const struct iovec *iov, unsigned n, size_t skip,
+			 size_t drop_tail)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (total < skip + drop_tail)
+		return false;
+	uint64_t want = total - skip - drop_tail;
+	r->ndata = 0;
+	r->breq.len = want;
+	for (unsigned i = 0; i < n && want; i++) {
+		size_t len = iov[i].iov_len;
+		uint8_t *base = iov[i].iov_base;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		base += skip;
+		len -= skip;
+		skip = 0;
+		if (len > want)
+			len = want;
+		r->data[r->ndata].iov_base = base;
+		r->data[r->ndata].iov_len = len;
+		r->ndata++;
+		want -= len;
+	}
+	return true;
+}
+
+static bool range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
+{
+	uint64_t cap = b->config.capacity;
+	return bytes % SECTOR == 0 && sector <= cap && bytes / SECTOR <= cap - sector;
+}
+
+/* Discard and write-zeroes carry one {sector, num_sectors, flags} segment. */
+static void submit_range_op(struct blk_req *r, uint32_t type)
+{
+	struct virtio_blk *b = r->bq->blk;
+	struct {
+		uint64_t sector;
+		uint32_t num_sectors;
+		uint32_t flags;
+	} __attribute__((packed)) seg;
+	if (r->breq.len != sizeof(seg) || iov_to_buf(r->data, r->ndata, 0, &seg, sizeof(seg)) !=
+						       sizeof(seg)) {
+		complete(r, BLK_S_UNSUPP); /* we advertise one segment per request */
+		return;
+	}
+	uint32_t allowed = type == BLK_T_WRITE_ZEROES ? WZ_UNMAP : 0;
+	if ((seg.flags & ~allowed) || seg.num_sectors > MAX_DISCARD_SECTORS) {
+		complete(r, BLK_S_UNSUPP);
+		return;
+	}
+	if (!range_ok(b, seg.sector, (uint64_t)seg.num_sectors * SECTOR)) {
+		complete(r, BLK_S_IOERR);
+		return;
+	}
+	r->breq.offset = seg.sector * SECTOR;
+	r->breq.len = (uint64_t)seg.num_sectors * SECTOR;
+	r->breq.iov = NULL;
+	r->breq.iovcnt = 0;
+	r->breq.may_unmap = seg.flags & WZ_UNMAP;
+	r->breq.done = io_done;
+	if (type == BLK_T_DISCARD)
+		block_discard(b->disk, &r->bq->eng, &r->breq);
+	else
+		block_write_zeroes(b->disk, &r->bq->eng, &r->breq);
+}
+
+static void submit(struct blk_req *r)
+{
+	struct blk_queue *bq = r->bq;
+	struct virtio_blk *b = bq->blk;
+	struct virtq_elem *e = &r->elem;
+	struct {
+		uint32_t type;
+		uint32_t reserved;
+		uint64_t sector;
+	} __attribute__((packed)) hdr;
+
+	r->written = 0;
+	/* The status byte is the last byte of the last writable buffer. */
+	if (e->nin == 0 || e->in[e->nin - 1].iov_len == 0 ||
+	    iov_to_buf(e->out, e->nout, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
+		/* No place for a status: nothing can be reported; give the
+		 * descriptor back with nothing written. */
+		atomic_fetch_add_explicit(&b->vd.malformed, 1, memory_order_relaxed);
+		virtq_push(&b->vd.queues[bq->index].vq, e->head, 0);
+		bq->notify_pending = true;
+		r->next_free = bq->free;
+		bq->free = r;
+		bq->inflight--;
+		return;
+	}
+	struct iovec *last = &e->in[e->nin - 1];
+	r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	r->breq.opaque = r;
+	r->breq.may_unmap = false;
+
+	switch (hdr.type) {
+	case BLK_T_IN:
+		if (!collect_data(r, e->in, e->nin, 0, 1) || !range_ok(b, hdr.sector, r->breq.len))
+			break;
+		r->breq.offset = hdr.sector * SECTOR;
+		r->breq.iov = r->data;
+		r->breq.iovcnt = r->ndata;
+		r->breq.done = read_done;
+		block_read(b->disk, &bq->eng, &r->breq);
+		return;
+	case BLK_T_OUT:
+		if (!collect_data(r, e->out, e->nout, sizeof(hdr), 0) ||
+		    !range_ok(b, hdr.sector, r->breq.len))
+			break;
+		r->breq.offset = hdr.sector * SECTOR;
+		r->breq.iov = r->data;
+		r->breq.iovcnt = r->ndata;
+		r->breq.done = io_done;
+		block_write(b->disk, &bq->eng, &r->breq); /* read-only: fails with -EROFS */
+		return;
+	case BLK_T_FLUSH:
+		r->breq.done = io_done;
+		block_flush(b->disk, &bq->eng, &r->breq);
+		return;
+	case BLK_T_GET_ID:
+		if (!collect_data(r, e->in, e->nin, 0, 1))
+			break;
+		r->written = (uint32_t)buf_to_iov(r->data, r->ndata, 0, b->serial,
+						  r->breq.len < DISK_SERIAL_MAX ? r->breq.len
+										: DISK_SERIAL_MAX);
+		complete(r, BLK_S_OK);
+		return;
+	case BLK_T_DISCARD:
+	case BLK_T_WRITE_ZEROES:
+		if (!virtio_has_feature(&b->vd, hdr.type == BLK_T_DISCARD ? BLK_F_DISCARD
+									    : BLK_F_WRITE_ZEROES) ||
+		    !collect_data(r, e->out, e->nout, sizeof(hdr), 0)) {
+			complete(r, BLK_S_UNSUPP);
+			return;
+		}
+		submit_range_op(r, hdr.type);
+		return;
+	default:
+		complete(r, BLK_S_UNSUPP);
+		return;
+	}
+	complete(r, BLK_S_IOERR);
+}
+
+/* Pops everything the driver made available, with kicks suppressed while
+ * we drain, then re-enables them and checks once more (the driver may have
+ * added a request just before seeing notifications back on). */
+static void drain_queue(struct blk_queue *bq)
+{
+	struct virtio_blk *b = bq->blk;
+	struct virtq *vq = &b->vd.queues[bq->index].vq;
+	bool again = true;
+	while (again) {
+		virtq_set_notify(vq, false);
+		while (bq->free) {
+			struct blk_req *r = bq->free;
+			int n = virtq_pop(vq, &r->elem);
+			if (n == 0)
+				break;
+			bq->free = r->next_free;
+			bq->inflight++;
+			bq->requests++;
+			if (n == -EPROTO) {
+				bq->free = r;
+				bq->inflight--;
+				virtio_set_needs_reset(&b->vd);
+				return;
+			}
+			if (n < 0) {
+				/* A malformed chain: its head is consumed; report
+				 * it as an I/O error if there is a status byte. */
+				atomic_fetch_add_explicit(&b->vd.malformed, 1, memory_order_relaxed);
+				r->status = NULL;
+				virtq_push(vq, r->elem.head, 0);
+				bq->notify_pending = true;
+				r->next_free = bq->free;
+				bq->free = r;
+				bq->inflight--;
+				continue;
+			}
+			submit(r);
+		}
+		if (!bq->free)
+			return; /* every slot busy: completions will call us again */
+		virtq_set_notify(vq, true);
+		again = virtq_has_avail(vq);
+	}
+}
+
+static void on_kick(void *opaque, int res);
+
+static void arm_kick(struct blk_queue *bq)
+{
+	io_engine_read_eventfd(&bq->eng, bq->blk->vd.queues[bq->index].kick_fd, &bq->kick_buf,
+			       on_kick, bq);
+}
+
+static void on_kick(void *opaque, int res)
+{
+	struct blk_queue *bq = opaque;
+	if (atomic_load(&bq->stopping))
+		return;
+	bq->kicks++;
+	drain_queue(bq);
+	arm_kick(bq);
+}
+
+static void on_stop(void *opaque, int res)
+{
+	struct blk_queue *bq = opaque;
+	atomic_store(&bq->stopping, true);
+}
+
+static void *queue_thread(void *arg)
+{
+	struct blk_queue *bq = arg;
+	struct virtio_blk *b = bq->blk;
+	struct virtq *vq = &b->vd.queues[bq->index].vq;
+	arm_kick(bq);
+	io_engine_read_eventfd(&bq->eng, bq->stop_fd, &bq->stop_buf, on_stop, bq);
+	/* Requests may have been queued before DRIVER_OK. */
+	drain_queue(bq);
+	while (!atomic_load(&bq->stopping) || bq->inflight) {
+		int n = io_engine_run(&bq->eng, true);
+		if (n < 0 && n != -EINTR && n != -EAGAIN) {
+			log_err("%s queue %u: io_uring: %s", b->name, bq->index, strerror(-n));
+			break;
+		}
+		bq->batches++;
+		/* Slots came back: requests that found the pool empty may wait. */
+		if (!atomic_load(&bq->stopping) && bq->free && virtq_has_avail(vq))
+			drain_queue(bq);
+		if (bq->notify_pending) {
+			bq->notify_pending = false;
+			if (virtq_should_notify(vq)) {
+				bq->irqs++;
+				virtio_notify_queue(&b->vd, bq->index);
+			}
+		}
+	}
+	return NULL;
+}
+
+static void stop_queue(struct blk_queue *bq)
+{
+	if (!bq->running)
+		return;
+	uint64_t one = 1;
+	if (write(bq->stop_fd, &one, sizeof(one)) < 0) {
+		/* cannot fail short of a counter overflow */
+	}
+	pthread_join(bq->thread, NULL);
+	bq->running = false;
+	io_engine_close(&bq->eng);
+	close(bq->stop_fd);
+	bq->stop_fd = -1;
+}
+
+static void blk_stop(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+	for (unsigned i = 0; i < b->nqueues; i++)
+		stop_queue(&b->queues[i]);
+}
+
+static int blk_start(struct virtio_dev *vd)
+{
+	struct virtio_blk *b = vd->priv;
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		struct blk_queue *bq = &b->queues[i];
+		if (!vd->queues[i].enabled)
+			continue; /* a driver may use fewer queues than offered */
+		bq->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		int r = bq->stop_fd < 0 ? -errno : io_engine_init(&bq->eng, 2 * QUEUE_SIZE + 8);
+		if (r) {
+			log_err("%s: cannot start queue %u: %s", b->name, i, strerror(-r));
+			if (bq->stop_fd >= 0)
+				close(bq->stop_fd);
+			blk_stop(vd);
+			return r;
+		}
+		atomic_store(&bq->stopping, false);
+		bq->free = NULL;
+		bq->inflight = 0;
+		for (unsigned j = 0; j < vd->queues[i].size; j++) {
+			bq->reqs[j].bq = bq;
+			bq->reqs[j].next_free = bq->free;
+			bq->free = &bq->reqs[j];
+		}
+		if ((r = pthread_create(&bq->thread, NULL, queue_thread, bq))) {
+			io_engine_close(&bq->eng);
+			close(bq->stop_fd);
+			blk_stop(vd);
+			return -r;
+		}
+		bq->running = true;
+	}
+	return 0;
+}
+
+static const struct virtio_ops blk_ops = {
+	.name = "virtio-blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.class_code = 0x018000, /* mass storage, other */
+	.features = blk_features,
+	.config_size = sizeof(struct blk_config),
+	.config_read = blk_config_read,
+	.start = blk_start,
+	.stop = blk_stop,
+};
+
+int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_config *cfg,
+		      unsigned num_queues)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->nqueues = num_queues;
+	snprintf(b->name, sizeof(b->name), "virtio-blk");
+	memcpy(b->serial, cfg->serial, strnlen(cfg->serial, DISK_SERIAL_MAX));
+	int r = block_open(&b->disk, &cfg->block);
+	if (r) {
+		free(b);
+		return r;
+	}
+	for (unsigned i = 0; i < num_queues; i++) {
+		b->queues[i].blk = b;
+		b->queues[i].index = i;
+		b->queues[i].stop_fd = -1;
+		b->queues[i].reqs = calloc(QUEUE_SIZE, sizeof(struct blk_req));
+		if (!b->queues[i].reqs) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	struct blk_config *c = &b->config;
+	c->capacity = b->disk->size / SECTOR;
+	c->size_max = SIZE_MAX_BYTES;
+	c->seg_max = SEG_MAX;
+	c->blk_size = b->disk->logical_block_size;
+	c->writeback = 1;
+	c->num_queues = (uint16_t)num_queues;
+	c->max_discard_sectors = c->max_write_zeroes_sectors = MAX_DISCARD_SECTORS;
+	c->max_discard_seg = c->max_write_zeroes_seg = 1;
+	c->discard_sector_alignment = b->disk->logical_block_size / SECTOR;
+	c->write_zeroes_may_unmap = 1;
+	if ((r = virtio_dev_init(&b->vd, vm, &blk_ops, b, num_queues, QUEUE_SIZE)))
+		goto fail;
+	*out = b;
+	return 0;
+fail:
+	virtio_blk_free(b);
+	return r;
+}
+
+void virtio_blk_free(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	if (b->vd.ops)
+		virtio_dev_free(&b->vd);
+	for (unsigned i = 0; i < b->nqueues; i++)
+		free(b->queues[i].reqs);
+	if (b->disk)
+		block_close(b->disk);
+	free(b);
+}
+
+void virtio_blk_print_stats(FILE *f, struct virtio_blk *b)
+{
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		if (!q->requests)
+			continue;
+		fprintf(f, "  %s %s q%u: %llu requests, %llu kicks, %llu interrupts, %llu errors\r\n",
+			b->name, b->disk->path, i, (unsigned long long)q->requests,
+			(unsigned long long)q->kicks, (unsigned long long)q->irqs,
+			(unsigned long long)q->errors);
+	}
+	fprintf(f, "  %s %s: %llu kicks by exit, %llu malformed requests\r\n", b->name,
+		b->disk->path, (unsigned long long)atomic_load(&b->vd.notify_exits),
+		(unsigned long long)atomic_load(&b->vd.malformed));
+}

@@ -1,0 +1,381 @@
+/* The virtio 1.x modern PCI transport (virtio spec 4.1). One 64-bit memory
+ * BAR holds, at fixed offsets, the common configuration, the ISR byte, the
+ * device-specific configuration, the notification area (one 4-byte slot per
+ * queue, each bound to an ioeventfd so a kick never leaves the kernel) and
+ * the MSI-X table and PBA. Vendor capabilities in config space point the
+ * driver at each region. */
+#include "virtio/virtio.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+#define BAR_COMMON   0x0000
+#define BAR_ISR      0x1000
+#define BAR_DEVICE   0x2000
+#define BAR_NOTIFY   0x3000
+#define BAR_MSIX_TBL 0x4000
+#define BAR_MSIX_PBA 0x6000
+#define BAR_SIZE     0x8000
+#define NOTIFY_MULT  4
+#define REGION_SIZE  0x1000
+
+#define VIRTIO_PCI_VENDOR   0x1af4
+#define VIRTIO_PCI_DEV_BASE 0x1040
+
+#define CAP_COMMON 1
+#define CAP_NOTIFY 2
+#define CAP_ISR    3
+#define CAP_DEVICE 4
+
+struct virtio_pci_cap {
+	uint8_t cap_vndr, cap_next, cap_len, cfg_type;
+	uint8_t bar, id, padding[2];
+	uint32_t offset, length;
+} __attribute__((packed));
+
+struct virtio_pci_notify_cap {
+	struct virtio_pci_cap cap;
+	uint32_t notify_off_multiplier;
+} __attribute__((packed));
+
+/* Common configuration layout (4.1.4.3). */
+enum {
+	CC_DFSELECT = 0x00, CC_DF = 0x04, CC_GFSELECT = 0x08, CC_GF = 0x0c,
+	CC_MSIX = 0x10, CC_NUMQ = 0x12, CC_STATUS = 0x14, CC_CFGGEN = 0x15,
+	CC_Q_SELECT = 0x16, CC_Q_SIZE = 0x18, CC_Q_MSIX = 0x1a, CC_Q_ENABLE = 0x1c,
+	CC_Q_NOFF = 0x1e, CC_Q_DESC = 0x20, CC_Q_DRIVER = 0x28, CC_Q_DEVICE = 0x30,
+	CC_SIZE = 0x38,
+};
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
+static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void wr32(uint8_t *p, uint32_t v) { wr16(p, (uint16_t)v); wr16(p + 2, (uint16_t)(v >> 16)); }
+static void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
+
+bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit)
+{
+	return (vd->driver_features >> bit) & 1;
+}
+
+static unsigned msix_vectors(const struct virtio_dev *vd) { return vd->num_queues + 1; }
+
+static void raise_interrupt(struct virtio_dev *vd, unsigned isr_bit, uint16_t vector)
+{
+	atomic_fetch_add_explicit(&vd->interrupts, 1, memory_order_relaxed);
+	if (pci_msix_enabled(&vd->pci)) {
+		int efd = vector == VIRTIO_MSI_NO_VECTOR ? -1 : pci_msix_eventfd(&vd->pci, vector);
+		uint64_t one = 1;
+		if (efd >= 0 && write(efd, &one, sizeof(one)) < 0) {
+			/* An eventfd counter cannot overflow in practice. */
+		}
+		return;
+	}
+	atomic_fetch_or(&vd->isr, isr_bit);
+	pci_intx_set(&vd->pci, 1);
+}
+
+void virtio_notify_queue(struct virtio_dev *vd, unsigned q)
+{
+	raise_interrupt(vd, 1, vd->queues[q].msix_vector);
+}
+
+/* Lock-free: an I/O thread calls this, and a reset holding the lock waits
+ * for that thread to finish. */
+void virtio_set_needs_reset(struct virtio_dev *vd)
+{
+	if (!atomic_exchange(&vd->needs_reset, true))
+		raise_interrupt(vd, 2, vd->config_msix_vector);
+}
+
+/* Called with the lock held. Returns the device to its initial state. */
+static void device_reset(struct virtio_dev *vd)
+{
+	if (vd->started) {
+		vd->ops->stop(vd);
+		vd->started = false;
+	}
+	vd->driver_features = 0;
+	vd->device_feature_select = vd->driver_feature_select = 0;
+	vd->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
+	vd->status = 0;
+	vd->queue_select = 0;
+	for (unsigned i = 0; i < vd->num_queues; i++) {
+		struct virtio_queue *q = &vd->queues[i];
+		q->size = q->max_size;
+		q->msix_vector = VIRTIO_MSI_NO_VECTOR;
+		q->enabled = false;
+		q->desc = q->driver = q->device = 0;
+		virtq_reset(&q->vq);
+	}
+	atomic_store(&vd->isr, 0);
+	atomic_store(&vd->needs_reset, false);
+	pci_intx_set(&vd->pci, 0);
+}
+
+static void set_status(struct virtio_dev *vd, uint8_t status)
+{
+	if (status == 0) {
+		device_reset(vd);
+		return;
+	}
+	uint8_t old = vd->status;
+	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+		/* Accept the features only if they are a subset of ours and
+		 * include VERSION_1 (we are a modern-only device). Otherwise the
+		 * bit does not stick, which is how the driver learns (3.1.1). */
+		uint64_t f = vd->driver_features;
+		if ((f & ~vd->device_features) || !((f >> VIRTIO_F_VERSION_1) & 1))
+			status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+	}
+	vd->status = status;
+	if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
+	    (status & VIRTIO_STATUS_FEATURES_OK) && !vd->started) {
+		if (vd->ops->start(vd) == 0)
+			vd->started = true;
+		else
+			atomic_store(&vd->needs_reset, true);
+	}
+}
+
+static void enable_queue(struct virtio_dev *vd, struct virtio_queue *q)
+{
+	if (q->enabled)
+		return;
+	if (virtq_enable(&q->vq, vd->vm, q->size, q->desc, q->driver, q->device,
+			 virtio_has_feature(vd, VIRTIO_F_RING_EVENT_IDX),
+			 virtio_has_feature(vd, VIRTIO_F_INDIRECT_DESC)) == 0) {
+		q->enabled = true;
+		return;
+	}
+	log_warn("%s: queue %u: rings outside guest RAM or misaligned; device needs reset",
+		 vd->ops->name, (unsigned)(q - vd->queues));
+	atomic_fetch_add_explicit(&vd->malformed, 1, memory_order_relaxed);
+	atomic_store(&vd->needs_reset, true);
+}
+
+/* The common configuration as the driver reads it right now. */
+static void common_snapshot(struct virtio_dev *vd, uint8_t *c)
+{
+	memset(c, 0, CC_SIZE);
+	wr32(c + CC_DFSELECT, vd->device_feature_select);
+	if (vd->device_feature_select < 2)
+		wr32(c + CC_DF, (uint32_t)(vd->device_features >> (32 * vd->device_feature_select)));
+	wr32(c + CC_GFSELECT, vd->driver_feature_select);
+	if (vd->driver_feature_select < 2)
+		wr32(c + CC_GF, (uint32_t)(vd->driver_features >> (32 * vd->driver_feature_select)));
+	wr16(c + CC_MSIX, vd->config_msix_vector);
+	wr16(c + CC_NUMQ, (uint16_t)vd->num_queues);
+	c[CC_STATUS] = vd->status | (atomic_load(&vd->needs_reset) ? VIRTIO_STATUS_NEEDS_RESET : 0);
+	c[CC_CFGGEN] = vd->config_generation;
+	wr16(c + CC_Q_SELECT, vd->queue_select);
+	if (vd->queue_select < vd->num_queues) {
+		struct virtio_queue *q = &vd->queues[vd->queue_select];
+		wr16(c + CC_Q_SIZE, q->size);
+		wr16(c + CC_Q_MSIX, q->msix_vector);
+		wr16(c + CC_Q_ENABLE, q->enabled);
+		wr16(c + CC_Q_NOFF, vd->queue_select);
+		wr64(c + CC_Q_DESC, q->desc);
+		wr64(c + CC_Q_DRIVER, q->driver);
+		wr64(c + CC_Q_DEVICE, q->device);
+	}
+}
+
+static bool touches(uint32_t off, uint32_t len, uint32_t field, uint32_t size)
+{
+	return off < field + size && field < off + len;
+}
+
+/* Writes of any width land in a snapshot first; then each field they
+ * touched is applied, so a 64-bit address written as two 32-bit halves
+ * (what Linux does) and a 64-bit write behave the same. */
+static void common_write(struct virtio_dev *vd, uint32_t off, const uint8_t *data, uint32_t len)
+{
+	uint8_t c[CC_SIZE];
+	common_snapshot(vd, c);
+	memcpy(c + off, data, len);
+	bool before_features_ok = !(vd->status & VIRTIO_STATUS_FEATURES_OK);
+	struct virtio_queue *q =
+		vd->queue_select < vd->num_queues ? &vd->queues[vd->queue_select] : NULL;
+	/* Queue fields are frozen once the queue is enabled (4.1.4.3.2). */
+	bool q_writable = q && !q->enabled;
+
+	if (touches(off, len, CC_DFSELECT, 4))
+		vd->device_feature_select = rd32(c + CC_DFSELECT);
+	if (touches(off, len, CC_GFSELECT, 4))
+		vd->driver_feature_select = rd32(c + CC_GFSELECT);
+	if (touches(off, len, CC_GF, 4) && before_features_ok && vd->driver_feature_select < 2) {
+		unsigned shift = 32 * vd->driver_feature_select;
+		vd->driver_features = (vd->driver_features & ~(0xffffffffULL << shift)) |
+				      ((uint64_t)rd32(c + CC_GF) << shift);
+	}
+	if (touches(off, len, CC_MSIX, 2)) {
+		uint16_t v = rd16(c + CC_MSIX);
+		vd->config_msix_vector = v < msix_vectors(vd) ? v : VIRTIO_MSI_NO_VECTOR;
+	}
+	if (touches(off, len, CC_Q_SELECT, 2))
+		vd->queue_select = rd16(c + CC_Q_SELECT);
+	if (q_writable && touches(off, len, CC_Q_SIZE, 2)) {
+		uint16_t s = rd16(c + CC_Q_SIZE);
+		/* Split rings need a power of two; keep what was there otherwise
+		 * and let the driver read back the size we will use. */
+		if (s && s <= q->max_size && !(s & (s - 1)))
+			q->size = s;
+	}
+	if (q && touches(off, len, CC_Q_MSIX, 2)) {
+		uint16_t v = rd16(c + CC_Q_MSIX);
+		q->msix_vector = v < msix_vectors(vd) ? v : VIRTIO_MSI_NO_VECTOR;
+	}
+	if (q_writable && touches(off, len, CC_Q_DESC, 8))
+		q->desc = rd64(c + CC_Q_DESC);
+	if (q_writable && touches(off, len, CC_Q_DRIVER, 8))
+		q->driver = rd64(c + CC_Q_DRIVER);
+	if (q_writable && touches(off, len, CC_Q_DEVICE, 8))
+		q->device = rd64(c + CC_Q_DEVICE);
+	if (q && touches(off, len, CC_Q_ENABLE, 2) && rd16(c + CC_Q_ENABLE) == 1)
+		enable_queue(vd, q);
+	if (touches(off, len, CC_STATUS, 1))
+		set_status(vd, c[CC_STATUS]);
+}
+
+static void bar_io(void *ctx, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct virtio_dev *vd = ctx;
+	if (pci_msix_bar_access(&vd->pci, 0, off, data, len, is_write))
+		return;
+	if (!is_write)
+		memset(data, 0, len);
+	if (len > 8)
+		return;
+
+	if (off >= BAR_NOTIFY && off < BAR_NOTIFY + REGION_SIZE) {
+		/* A kick the ioeventfd did not match (other width): forward it. */
+		unsigned qi = (unsigned)((off - BAR_NOTIFY) / NOTIFY_MULT);
+		if (is_write && qi < vd->num_queues) {
+			uint64_t one = 1;
+			atomic_fetch_add_explicit(&vd->notify_exits, 1, memory_order_relaxed);
+			if (write(vd->queues[qi].kick_fd, &one, sizeof(one)) < 0) {
+				/* cannot fail short of a counter overflow */
+			}
+		}
+		return;
+	}
+	if (off >= BAR_ISR && off < BAR_ISR + REGION_SIZE) {
+		/* Reading ISR acknowledges the interrupt and lowers INTx. */
+		if (!is_write && off == BAR_ISR) {
+			data[0] = (uint8_t)atomic_exchange(&vd->isr, 0);
+			pci_intx_set(&vd->pci, 0);
+		}
+		return;
+	}
+	pthread_mutex_lock(&vd->lock);
+	if (off + len <= BAR_COMMON + CC_SIZE) {
+		if (is_write) {
+			common_write(vd, (uint32_t)off, data, len);
+		} else {
+			uint8_t c[CC_SIZE];
+			common_snapshot(vd, c);
+			memcpy(data, c + off, len);
+		}
+	} else if (off >= BAR_DEVICE && off - BAR_DEVICE + len <= vd->ops->config_size) {
+		uint32_t o = (uint32_t)(off - BAR_DEVICE);
+		if (is_write && vd->ops->config_write)
+			vd->ops->config_write(vd, o, data, len);
+		else if (!is_write)
+			vd->ops->config_read(vd, o, data, len);
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static void add_cap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len)
+{
+	struct virtio_pci_cap cap = {
+		.cap_len = sizeof(cap), .cfg_type = type, .bar = 0, .offset = off, .length = len,
+	};
+	pci_add_capability(&vd->pci, PCI_CAP_ID_VNDR, &cap, sizeof(cap));
+}
+
+int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_ops *ops,
+		    void *priv, unsigned num_queues, uint16_t max_queue_size)
+{
+	if (num_queues == 0 || num_queues > VIRTIO_MAX_QUEUES || num_queues + 1 > PCI_MSIX_MAX ||
+	    ops->config_size > REGION_SIZE)
+		return -EINVAL;
+	memset(vd, 0, sizeof(*vd));
+	vd->vm = vm;
+	vd->ops = ops;
+	vd->priv = priv;
+	vd->num_queues = num_queues;
+	pthread_mutex_init(&vd->lock, NULL);
+	for (unsigned i = 0; i < num_queues; i++) {
+		vd->queues[i].max_size = max_queue_size;
+		vd->queues[i].kick_fd = -1;
+	}
+	device_reset(vd);
+	vd->device_features = ops->features(vd) | (1ULL << VIRTIO_F_VERSION_1) |
+			      (1ULL << VIRTIO_F_RING_EVENT_IDX) | (1ULL << VIRTIO_F_INDIRECT_DESC);
+
+	struct pci_device *d = &vd->pci;
+	/* Modern-only device: ID 0x1040 + type, revision 1 (4.1.2.1). */
+	pci_device_init(d, ops->name, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEV_BASE + ops->device_id,
+			ops->class_code, VIRTIO_PCI_VENDOR, 0x40 + ops->device_id);
+	d->cfg[PCI_CLASS_REV] = 1;
+	d->opaque = vd;
+	int r = pci_bar_define(d, 0, BAR_SIZE, true, bar_io, vd);
+	if (r)
+		return r;
+	add_cap(vd, CAP_COMMON, BAR_COMMON, CC_SIZE);
+	add_cap(vd, CAP_ISR, BAR_ISR, 1);
+	add_cap(vd, CAP_DEVICE, BAR_DEVICE, ops->config_size ? ops->config_size : 4);
+	struct virtio_pci_notify_cap ncap = {
+		.cap = { .cap_len = sizeof(ncap), .cfg_type = CAP_NOTIFY, .bar = 0,
+			 .offset = BAR_NOTIFY, .length = num_queues * NOTIFY_MULT },
+		.notify_off_multiplier = NOTIFY_MULT,
+	};
+	pci_add_capability(d, PCI_CAP_ID_VNDR, &ncap, sizeof(ncap));
+	if ((r = pci_msix_init(d, msix_vectors(vd), 0, BAR_MSIX_TBL, BAR_MSIX_PBA)))
+		return r;
+	if ((r = pci_device_add(vm->pci, d))) {
+		log_err("%s: cannot add to the PCI bus: %s", ops->name, strerror(-r));
+		return r;
+	}
+	vd->notify_addr = d->bars[0].addr + BAR_NOTIFY;
+	for (unsigned i = 0; i < num_queues; i++) {
+		struct virtio_queue *q = &vd->queues[i];
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->kick_fd < 0)
+			return -errno;
+		r = vm_ioeventfd(vm, vd->notify_addr + i * NOTIFY_MULT, q->kick_fd, true);
+		if (r) {
+			log_err("%s: KVM_IOEVENTFD: %s", ops->name, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+void virtio_dev_free(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->lock);
+	if (vd->started) {
+		vd->ops->stop(vd);
+		vd->started = false;
+	}
+	pthread_mutex_unlock(&vd->lock);
+	for (unsigned i = 0; i < vd->num_queues; i++) {
+		struct virtio_queue *q = &vd->queues[i];
+		if (q->kick_fd < 0)
+			continue;
+		vm_ioeventfd(vd->vm, vd->notify_addr + i * NOTIFY_MULT, q->kick_fd, false);
+		close(q->kick_fd);
+		q->kick_fd = -1;
+	}
+}
