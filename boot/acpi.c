@@ -2,7 +2,7 @@
  * guest needs to find its CPUs, interrupt controllers, the serial port, and
  * a way to power off and reboot. Layout in the guest (all from gpa):
  *
- *   RSDP -> XSDT -> FADT -> DSDT (AML: \_S5_, \_SB.COM1)
+ *   RSDP -> XSDT -> FADT -> DSDT (AML: \_S5_, \_SB.COM1, \_SB.RTC_, \_SB.PCI0)
  *                -> MADT (LAPIC per vCPU, IOAPIC, IRQ0 override, LINT1 NMI)
  *
  * The FADT is "hardware-reduced" (ACPI 6.3 section 4.1): no PM1 event and
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "boot/acpi.h"
+#include "devices/pci.h"
 #include "vmm/layout.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ACPI tables are little-endian");
@@ -410,6 +411,36 @@ static void aml_res_irq_noflags(struct aml *a, unsigned irq)
 	aml_bytes(a, d, sizeof(d));
 }
 
+/* Large address space descriptors (6.4.3.5) for a bridge's windows: the
+ * bridge produces the range (bit 0 clear), min and max fixed (bits 2, 3),
+ * positive decode; granularity 0, no translation, length = max - min + 1. */
+#define RES_ADDR_PRODUCER_FIXED 0x0c
+enum { RES_ADDR_MEMORY = 0, RES_ADDR_IO = 1, RES_ADDR_BUS = 2 };
+
+/* WordBusNumber / WordIO: 16-bit addresses (6.4.3.5.3). */
+static void aml_res_word(struct aml *a, uint8_t type, uint8_t type_flags, uint16_t min,
+			 uint16_t max)
+{
+	uint16_t len = (uint16_t)(max - min + 1);
+	uint8_t d[16] = { 0x88, 13, 0, type, RES_ADDR_PRODUCER_FIXED, type_flags,
+			  0, 0, min & 0xff, min >> 8, max & 0xff, max >> 8,
+			  0, 0, len & 0xff, len >> 8 };
+
+	aml_bytes(a, d, sizeof(d));
+}
+
+/* DWordMemory, read-write, non-cacheable (6.4.3.5.2). */
+static void aml_res_dword_mem(struct aml *a, uint32_t min, uint32_t max)
+{
+	uint32_t f[5] = { 0, min, max, 0, max - min + 1 }; /* gran, min, max, tra, len */
+	uint8_t d[26] = { 0x87, 23, 0, RES_ADDR_MEMORY, RES_ADDR_PRODUCER_FIXED, 0x01 };
+
+	for (int i = 0; i < 5; i++)
+		for (int j = 0; j < 4; j++)
+			d[6 + 4 * i + j] = (uint8_t)(f[i] >> (8 * j));
+	aml_bytes(a, d, sizeof(d));
+}
+
 static void aml_res_end(struct aml *a)
 {
 	uint8_t d[2] = { 0x79, 0x00 }; /* end tag; checksum 0 means "don't check" */
@@ -457,6 +488,53 @@ static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, ui
 	aml_close(a, dev);
 }
 
+/* \_SB.PCI0: the PCI root bridge (bus 0, reached through configuration
+ * mechanism #1; no MCFG, so PNP0A03 and no PNP0A08). Only Name objects, no
+ * Methods. _CRS gives Linux the windows it may route below the bridge:
+ * every I/O port except the config ports 0xCF8..0xCFF, and the 32-bit PCI
+ * MMIO window where kvmini places the BARs (Linux keeps BARs inside it as
+ * firmware left them). _PRT wires INTA..INTD of slots 1..31 straight to
+ * IOAPIC GSIs (Source 0), PCI_INTX_GSI() being the same formula
+ * devices/pci.c uses; Linux programs such pins level, active-low. */
+static void dsdt_pci_root(struct aml *a)
+{
+	size_t dev = aml_device_open(a, "PCI0"), crs, prt;
+
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A03");
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_name(a, "_SEG");
+	aml_int(a, 0);
+	aml_name(a, "_BBN");
+	aml_int(a, 0);
+	aml_name(a, "_CRS");
+	crs = aml_buffer_open(a);
+	aml_res_word(a, RES_ADDR_BUS, 0, 0, 0);
+	aml_res_word(a, RES_ADDR_IO, 0x03 /* EntireRange */, 0x0000, 0x0cf7);
+	aml_res_word(a, RES_ADDR_IO, 0x03, 0x0d00, 0xffff);
+	aml_res_dword_mem(a, (uint32_t)LAYOUT_PCI_MMIO, (uint32_t)(LAYOUT_PCI_MMIO_END - 1));
+	aml_res_end(a);
+	aml_buffer_close(a, crs);
+
+	/* Package { Package { 0xSSSSFFFF (slot, any function), pin, 0, GSI } ... } */
+	aml_name(a, "_PRT");
+	prt = aml_package_open(a, (PCI_MAX_DEVICES - 1) * 4);
+	for (unsigned slot = 1; slot < PCI_MAX_DEVICES; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			size_t e = aml_package_open(a, 4);
+
+			aml_int(a, (uint64_t)slot << 16 | 0xffff);
+			aml_int(a, pin);
+			aml_int(a, 0);
+			aml_int(a, PCI_INTX_GSI(slot, pin));
+			aml_close(a, e);
+		}
+	}
+	aml_close(a, prt);
+	aml_close(a, dev);
+}
+
 static void dsdt_build(struct aml *a, const struct acpi_config *cfg)
 {
 	size_t sb;
@@ -465,6 +543,7 @@ static void dsdt_build(struct aml *a, const struct acpi_config *cfg)
 	sb = aml_scope_open(a, "_SB");
 	dsdt_isa_device(a, "COM1", "PNP0501", PORT_COM1, 8, IRQ_COM1);
 	dsdt_isa_device(a, "RTC_", "PNP0B00", PORT_CMOS, 2, IRQ_RTC);
+	dsdt_pci_root(a);
 	aml_close(a, sb);
 }
 

@@ -538,7 +538,7 @@ int pci_device_add(struct pci_bus *bus, struct pci_device *d)
 /* Deassigns live irqfds and closes the eventfds of one device. */
 static void device_release(struct pci_device *d)
 {
-	for (unsigned v = 0; v < d->msix.nvec; v++) {
+	for (unsigned v = 0; v < d->msix.nvec && v < PCI_MSIX_MAX; v++) {
 		struct msix_vector *vec = &d->msix.vec[v];
 
 		if (vec->routed && d->vm) {
@@ -551,6 +551,22 @@ static void device_release(struct pci_device *d)
 			vec->efd = -1;
 		}
 	}
+}
+
+void pci_device_release(struct pci_device *d)
+{
+	struct pci_bus *bus = d->bus;
+
+	if (bus && bus->vm) {
+		pthread_mutex_lock(&bus->lock);
+		if (d->slot < PCI_MAX_DEVICES && bus->devs[d->slot] == d)
+			bus->devs[d->slot] = NULL;
+		device_release(d);
+		pthread_mutex_unlock(&bus->lock);
+	} else {
+		device_release(d);
+	}
+	d->bus = NULL;
 }
 
 void pci_bus_free(struct pci_bus *bus)

@@ -64,6 +64,7 @@ struct vm;
 #define PCI_INTX_GSI(slot, pin) (16u + ((unsigned)(slot) + (unsigned)(pin)) % 8u)
 
 struct pci_device;
+struct pci_bus;
 
 struct pci_bar {
 	uint64_t size;         /* power of two, 0 = BAR unused */
@@ -90,8 +91,6 @@ struct pci_msix {
 	bool enabled, func_masked;
 	struct msix_vector vec[PCI_MSIX_MAX];
 };
-
-struct pci_bus;
 
 struct pci_device {
 	const char *name;
@@ -154,6 +153,12 @@ int pci_msix_init(struct pci_device *d, unsigned nvec, int bar, uint64_t table_o
 /* Places the device in the next free slot, assigns BAR addresses, maps
  * them on the MMIO bus and the INTx pin. */
 int pci_device_add(struct pci_bus *bus, struct pci_device *d);
+/* For a device model's teardown, before it frees the memory holding d and
+ * after its I/O threads stopped writing the MSI-X eventfds: deassigns live
+ * irqfds, closes the eventfds and takes d off the bus, so that a later
+ * pci_bus_free does not touch it. Idempotent; fine if d was never added.
+ * (Its BAR ranges stay on vm->mmio: only call it once the vCPUs are gone.) */
+void pci_device_release(struct pci_device *d);
 
 /* The BAR's MMIO handler (bus_io_fn of pci_bar_define) must first offer
  * every access to this: it returns true when [off, off+len) touches the

@@ -378,4 +378,7 @@ void virtio_dev_free(struct virtio_dev *vd)
 		close(q->kick_fd);
 		q->kick_fd = -1;
 	}
+	/* The PCI function lives inside the device model's allocation: take it
+	 * off the bus (irqfds, routes, eventfds) before that memory goes. */
+	pci_device_release(&vd->pci);
 }

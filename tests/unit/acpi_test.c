@@ -60,8 +60,12 @@ static const uint8_t *table(uint64_t gpa, const char *sig, uint32_t *len)
 /* ---- a small AML reader, enough for what kvmini emits ------------------- */
 
 struct dsdt_found {
-	bool s5, com1, rtc;
+	bool s5, com1, rtc, pci0;
 	bool in_com1;         /* inside Device (COM1) while walking */
+	bool in_pci0;         /* inside Device (PCI0) while walking */
+	uint64_t pci0_hid;
+	unsigned prt_entries; /* _PRT packages {0xSSSSFFFF, pin, 0, GSI} seen */
+	bool prt_ok;          /* every one routes to PCI_INTX_GSI(slot, pin) */
 	uint64_t rtc_hid;
 	uint64_t s5_typ;
 	uint64_t com1_hid, com1_uid;
@@ -133,15 +137,31 @@ static size_t data_object(const uint8_t *p, const uint8_t *end, const char *name
 	size_t len, n, off;
 	uint64_t v;
 
-	if (p[0] == 0x12) { /* Package */
+	if (p[0] == 0x12) { /* Package of integers, or of such packages (_PRT) */
+		uint64_t el[4] = { 0 };
+
 		n = pkglen(p + 1, &len);
 		assert_true(p + 1 + len <= end);
 		unsigned nel = p[1 + n];
 		off = 1 + n + 1;
 		for (unsigned i = 0; i < nel; i++) {
+			if (p[off] == 0x12) {
+				off += data_object(p + off, p + 1 + len, name, f);
+				continue;
+			}
 			off += integer(p + off, &v);
+			if (i < 4)
+				el[i] = v;
 			if (i == 0 && !strcmp(name + (name[0] == '\\'), "_S5_"))
 				f->s5 = true, f->s5_typ = v;
+		}
+		if (f->in_pci0 && !strcmp(name, "_PRT") && nel == 4) {
+			uint64_t slot = el[0] >> 16;
+
+			f->prt_entries++;
+			if ((el[0] & 0xffff) != 0xffff || slot < 1 || slot > 31 || el[1] > 3 ||
+			    el[2] != 0 || el[3] != 16 + (slot + el[1]) % 8)
+				f->prt_ok = false;
 		}
 		assert_int_equal(off, 1 + len);
 		return off;
@@ -159,7 +179,9 @@ static size_t data_object(const uint8_t *p, const uint8_t *end, const char *name
 	}
 	off = integer(p, &v);
 	if (!strcmp(name, "_HID")) {
-		if (f->in_com1)
+		if (f->in_pci0)
+			f->pci0_hid = v;
+		else if (f->in_com1)
 			f->com1_hid = v;
 		else
 			f->rtc_hid = v;
@@ -187,13 +209,16 @@ static void term_list(const uint8_t *p, const uint8_t *end, struct dsdt_found *f
 			n = pkglen(body, &len);
 			assert_true(body + len <= end);
 			n += namestring(body + n, body + len, name);
-			bool was_com1 = f->in_com1;
+			bool was_com1 = f->in_com1, was_pci0 = f->in_pci0;
 			if (!strcmp(name, "COM1"))
 				f->com1 = f->in_com1 = true;
+			if (!strcmp(name, "PCI0"))
+				f->pci0 = f->in_pci0 = true;
 			if (!strcmp(name, "RTC_"))
 				f->rtc = true;
 			term_list(body + n, body + len, f);
 			f->in_com1 = was_com1;
+			f->in_pci0 = was_pci0;
 			p = body + len;
 		} else {
 			fail_msg("unexpected AML opcode 0x%02x", p[0]);
@@ -243,7 +268,7 @@ static void check_dsdt(uint64_t gpa)
 		0x22, 0x10, 0x00,                               /* IRQNoFlags {4} */
 		0x79, 0x00,                                     /* end tag */
 	};
-	struct dsdt_found f = { 0 };
+	struct dsdt_found f = { .prt_ok = true };
 	uint32_t len;
 	const uint8_t *t = table(gpa, "DSDT", &len);
 
@@ -258,6 +283,11 @@ static void check_dsdt(uint64_t gpa)
 	assert_int_equal(f.rtc_hid, 0x000bd041); /* EisaId("PNP0B00") */
 	assert_int_equal(f.crs_len, sizeof(com1_crs));
 	assert_memory_equal(f.crs, com1_crs, sizeof(com1_crs));
+	/* PCI root bridge: INTA..INTD of slots 1..31 -> GSI 16 + (slot + pin) % 8. */
+	assert_true(f.pci0);
+	assert_int_equal(f.pci0_hid, 0x030ad041); /* EisaId("PNP0A03") */
+	assert_int_equal(f.prt_entries, 31 * 4);
+	assert_true(f.prt_ok);
 }
 
 static void check_madt(const uint8_t *t, uint32_t len, unsigned ncpus)
