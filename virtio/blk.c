@@ -90,6 +90,7 @@ struct blk_queue {
 	uint64_t kick_buf, stop_buf;
 	atomic_bool stopping;
 	bool notify_pending;
+	bool starved;          /* drain stopped with kicks off because every slot was busy */
 	struct blk_req *reqs;
 	struct blk_req *free;
 	unsigned inflight;
@@ -347,8 +348,13 @@ static void drain_queue(struct blk_queue *bq)
 			}
 			submit(r);
 		}
-		if (!bq->free)
-			return; /* every slot busy: completions will call us again */
+		if (!bq->free) {
+			/* Every slot busy: kicks stay off until completions
+			 * free a slot and the thread drains again. */
+			bq->starved = true;
+			return;
+		}
+		bq->starved = false;
 		virtq_set_notify(vq, true);
 		again = virtq_has_avail(vq);
 	}
@@ -378,15 +384,29 @@ static void on_stop(void *opaque, int res)
 	atomic_store(&bq->stopping, true);
 }
 
+/* One interrupt for everything completed since the last one, if the
+ * driver asked for it (EVENT_IDX / NO_INTERRUPT). */
+static void flush_notify(struct blk_queue *bq)
+{
+	if (!bq->notify_pending)
+		return;
+	bq->notify_pending = false;
+	if (virtq_should_notify(&bq->blk->vd.queues[bq->index].vq)) {
+		bq->irqs++;
+		virtio_notify_queue(&bq->blk->vd, bq->index);
+	}
+}
+
 static void *queue_thread(void *arg)
 {
 	struct blk_queue *bq = arg;
 	struct virtio_blk *b = bq->blk;
-	struct virtq *vq = &b->vd.queues[bq->index].vq;
 	arm_kick(bq);
 	io_engine_read_eventfd(&bq->eng, bq->stop_fd, &bq->stop_buf, on_stop, bq);
-	/* Requests may have been queued before DRIVER_OK. */
+	/* Requests may have been queued before DRIVER_OK; some (GET_ID, bad
+	 * requests) complete without disk I/O, so notify right away. */
 	drain_queue(bq);
+	flush_notify(bq);
 	while (!atomic_load(&bq->stopping) || bq->inflight) {
 		int n = io_engine_run(&bq->eng, true);
 		if (n < 0 && n != -EINTR && n != -EAGAIN) {
@@ -394,16 +414,11 @@ static void *queue_thread(void *arg)
 			break;
 		}
 		bq->batches++;
-		/* Slots came back: requests that found the pool empty may wait. */
-		if (!atomic_load(&bq->stopping) && bq->free && virtq_has_avail(vq))
+		/* Slots came back after the pool ran dry: pick up what waited
+		 * and turn kicks back on. */
+		if (!atomic_load(&bq->stopping) && bq->starved && bq->free)
 			drain_queue(bq);
-		if (bq->notify_pending) {
-			bq->notify_pending = false;
-			if (virtq_should_notify(vq)) {
-				bq->irqs++;
-				virtio_notify_queue(&b->vd, bq->index);
-			}
-		}
+		flush_notify(bq);
 	}
 	return NULL;
 }
@@ -447,6 +462,8 @@ static int blk_start(struct virtio_dev *vd)
 			return r;
 		}
 		atomic_store(&bq->stopping, false);
+		bq->starved = false;
+		bq->notify_pending = false;
 		bq->free = NULL;
 		bq->inflight = 0;
 		for (unsigned j = 0; j < vd->queues[i].size; j++) {
