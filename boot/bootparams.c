@@ -26,7 +26,7 @@ unsigned e820_build(uint64_t ram_low, uint64_t ram_high, struct e820_entry *out,
 }
 
 void zero_page_build(uint8_t *zp, const uint8_t *kernel_file, const struct bzimage_info *bz,
-		     const struct zero_page_args *a)
+		     const struct boot_args *a)
 {
 	memset(zp, 0, ZP_SIZE);
 	/* The setup header is copied from the image as the protocol asks, then
@@ -46,7 +46,7 @@ void zero_page_build(uint8_t *zp, const uint8_t *kernel_file, const struct bzima
 	memcpy(zp + ZP_E820_TABLE, map, n * sizeof(map[0]));
 }
 
-size_t pvh_info_build(uint8_t *buf, size_t size, uint64_t gpa, const struct pvh_args *a)
+size_t pvh_info_build(uint8_t *buf, size_t size, uint64_t gpa, const struct boot_args *a)
 {
 	/* start_info, then the module list, then the memory map, all inside
 	 * the one page the caller gave us. */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "boot/loader.h"
+#include "vmm/le.h"
 
 /* struct boot_params offsets (arch/x86/include/uapi/asm/bootparam.h). */
 #define ZP_SIZE             4096
@@ -27,25 +28,18 @@
 #define PVH_START_MAGIC     0x336ec578
 #define PVH_MEMMAP_MAX      16
 
-static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static inline void wr32(uint8_t *p, uint32_t v) { wr16(p, (uint16_t)v); wr16(p + 2, (uint16_t)(v >> 16)); }
-static inline void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
 
-struct zero_page_args {
+/* Where the loader put things: what both the zero page and the PVH start
+ * info tell the kernel. */
+struct boot_args {
 	uint64_t cmdline_gpa;
 	uint64_t initrd_gpa, initrd_size;
 	uint64_t rsdp_gpa;
 	uint64_t ram_low, ram_high;
 };
 void zero_page_build(uint8_t *zp, const uint8_t *kernel_file, const struct bzimage_info *bz,
-		     const struct zero_page_args *a);
+		     const struct boot_args *a);
 
-struct pvh_args {
-	uint64_t cmdline_gpa;
-	uint64_t initrd_gpa, initrd_size;
-	uint64_t rsdp_gpa;
-	uint64_t ram_low, ram_high;
-};
 /* The code kvmini leaves at the real-mode reset vector (F000:FFF0): it
  * writes the ACPI reset register, so a guest that "reboots through the BIOS"
  * (Linux does with hardware-reduced ACPI and no EFI) resets the VM instead
@@ -53,6 +47,6 @@ struct pvh_args {
 size_t reset_vector_build(uint8_t *buf, size_t size);
 
 /* Returns the bytes written, 0 if size is too small. */
-size_t pvh_info_build(uint8_t *buf, size_t size, uint64_t gpa, const struct pvh_args *a);
+size_t pvh_info_build(uint8_t *buf, size_t size, uint64_t gpa, const struct boot_args *a);
 
 #endif

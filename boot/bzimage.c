@@ -1,13 +1,11 @@
 /* bzImage header parsing. Offsets and field meanings are those of the Linux
  * x86 boot protocol; everything read from the file is bounds-checked first. */
 #include "boot/loader.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <string.h>
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16; }
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 #define HDR_SETUP_SECTS     0x1f1
 #define HDR_BOOT_FLAG       0x1fe

@@ -171,6 +171,24 @@ static int load_initrd(struct vm *vm, const struct boot_image *img, uint64_t flo
 	return r;
 }
 
+/* Loads the initrd and gathers what the kernel is told about where things
+ * are, the same for both boot protocols. */
+static int load_initrd_args(struct vm *vm, const struct boot_image *img, uint64_t floor,
+			    uint64_t addr_max, uint64_t rsdp, struct boot_args *a)
+{
+	uint64_t initrd_gpa;
+	int r = load_initrd(vm, img, floor, addr_max, &initrd_gpa);
+	*a = (struct boot_args){
+		.cmdline_gpa = LAYOUT_CMDLINE,
+		.initrd_gpa = initrd_gpa,
+		.initrd_size = img->initrd_path ? img->initrd_size : 0,
+		.rsdp_gpa = rsdp,
+		.ram_low = vm->ram_low,
+		.ram_high = vm->ram_high,
+	};
+	return r;
+}
+
 static int load_bzimage(struct vm *vm, const struct boot_image *img, uint64_t rsdp,
 			struct boot_entry *entry)
 {
@@ -187,18 +205,10 @@ static int load_bzimage(struct vm *vm, const struct boot_image *img, uint64_t rs
 		return too_small(vm, img, kernel_end + (img->initrd_size ? PAGE_ALIGN_UP(img->initrd_size) : 0));
 	memcpy(dst, img->kernel + bz->kernel_offset, bz->kernel_size);
 
-	uint64_t initrd_gpa;
-	int r = load_initrd(vm, img, PAGE_ALIGN_UP(kernel_end), bz->initrd_addr_max, &initrd_gpa);
+	struct boot_args a;
+	int r = load_initrd_args(vm, img, PAGE_ALIGN_UP(kernel_end), bz->initrd_addr_max, rsdp, &a);
 	if (r)
 		return r;
-	struct zero_page_args a = {
-		.cmdline_gpa = LAYOUT_CMDLINE,
-		.initrd_gpa = initrd_gpa,
-		.initrd_size = img->initrd_path ? img->initrd_size : 0,
-		.rsdp_gpa = rsdp,
-		.ram_low = vm->ram_low,
-		.ram_high = vm->ram_high,
-	};
 	zero_page_build(gpa_ptr(vm, LAYOUT_ZERO_PAGE, ZP_SIZE), img->kernel, bz, &a);
 	entry->mode = BOOT_LINUX_64;
 	entry->rip = load + 0x200; /* the 64-bit entry, startup_64 */
@@ -224,18 +234,10 @@ static int load_elf(struct vm *vm, const struct boot_image *img, uint64_t rsdp,
 		memcpy(dst, img->kernel + l->file_offset, l->file_size);
 		memset(dst + l->file_size, 0, l->mem_size - l->file_size);
 	}
-	uint64_t initrd_gpa;
-	int r = load_initrd(vm, img, PAGE_ALIGN_UP(e->highest), 0, &initrd_gpa);
+	struct boot_args a;
+	int r = load_initrd_args(vm, img, PAGE_ALIGN_UP(e->highest), 0, rsdp, &a);
 	if (r)
 		return r;
-	struct pvh_args a = {
-		.cmdline_gpa = LAYOUT_CMDLINE,
-		.initrd_gpa = initrd_gpa,
-		.initrd_size = img->initrd_path ? img->initrd_size : 0,
-		.rsdp_gpa = rsdp,
-		.ram_low = vm->ram_low,
-		.ram_high = vm->ram_high,
-	};
 	if (!pvh_info_build(gpa_ptr(vm, LAYOUT_PVH_INFO, 4096), 4096, LAYOUT_PVH_INFO, &a))
 		return -ENOSPC;
 	entry->mode = BOOT_PVH_32;

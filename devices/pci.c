@@ -11,6 +11,7 @@
  * INTx changes are only recorded (d->intx_asserted); everything else,
  * eventfds included, is real. */
 #include "devices/pci.h"
+#include "vmm/le.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,20 +34,6 @@
 #define HOST_BRIDGE_DEVICE   0x29c0
 #define HOST_BRIDGE_CLASS    0x060000 /* bridge, host */
 
-static uint32_t rd_le(const uint8_t *p, unsigned n)
-{
-	uint32_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static void wr_le(uint8_t *p, uint32_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static void lock(struct pci_device *d)
 {

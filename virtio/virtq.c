@@ -279,7 +279,10 @@ bool virtq_has_avail(struct virtq *q)
 	return q->enabled && load_avail_idx(q) != q->last_avail;
 }
 
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+/* Copies between a flat buffer and an iovec, starting skip bytes into the
+ * iovec; to_iov picks the direction. Returns bytes copied. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, uint8_t *buf, size_t len,
+		       bool to_iov)
 {
 	size_t done = 0;
 
@@ -293,30 +296,23 @@ size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, s
 		l -= skip;
 		if (l > len - done)
 			l = len - done;
-		memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + skip, l);
+		uint8_t *p = (uint8_t *)iov[i].iov_base + skip;
+		if (to_iov)
+			memcpy(p, buf + done, l);
+		else
+			memcpy(buf + done, p, l);
 		done += l;
 		skip = 0;
 	}
 	return done;
 }
 
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+{
+	return iov_copy(iov, n, skip, buf, len, false);
+}
+
 size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
 {
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + skip, (const uint8_t *)buf + done, l);
-		done += l;
-		skip = 0;
-	}
-	return done;
+	return iov_copy(iov, n, skip, (uint8_t *)buf, len, true);
 }

@@ -557,7 +557,7 @@ static void test_zero_page(void **state)
 	struct bzimage_info bz;
 	const char *why;
 	static uint8_t zp[4096];
-	struct zero_page_args a = {
+	struct boot_args a = {
 		.cmdline_gpa = 0x20000,
 		.initrd_gpa = 0x1f000000,
 		.initrd_size = 0x123456,
@@ -611,7 +611,7 @@ static void test_zero_page(void **state)
 
 static size_t build_pvh(uint8_t *buf, size_t size, uint64_t initrd_size)
 {
-	struct pvh_args a = {
+	struct boot_args a = {
 		.cmdline_gpa = 0x20000,
 		.initrd_gpa = 0x1f000000,
 		.initrd_size = initrd_size,
