@@ -148,6 +148,45 @@ extern void (*volatile ap_work)(unsigned cpu);
  * handler halts the CPU in ring 0 instead of reporting a failure. */
 __attribute__((noreturn)) void cpu_park(void);
 
+/* ---- memory (mem.c): a bump allocator over the RAM after the image ---- */
+/* Zeroed, identity-mapped (physical = virtual) memory for device rings and
+ * buffers; never freed. Fails the test when RAM runs out. */
+void *mem_alloc(uint64_t size, uint64_t align);
+
+/* ---- PCI (pci.c): configuration mechanism #1, bus 0 only ---- */
+#define PCI_MMIO_BASE    0xc0000000ull /* window for BARs the guest assigns */
+#define PCI_MMIO_END     0xfc000000ull
+#define PCI_VENDOR_ID    0x00
+#define PCI_COMMAND      0x04
+#define PCI_COMMAND_IO           0x0001
+#define PCI_COMMAND_MEMORY       0x0002
+#define PCI_COMMAND_MASTER       0x0004
+#define PCI_COMMAND_INTX_DISABLE 0x0400
+#define PCI_STATUS       0x06
+#define PCI_STATUS_CAP_LIST      0x0010
+#define PCI_HEADER_TYPE  0x0e
+#define PCI_BAR0         0x10
+#define PCI_CAP_PTR      0x34
+#define PCI_CAP_ID_VNDR  0x09
+#define PCI_CAP_ID_MSIX  0x11
+struct pci_dev {
+	uint8_t bus, dev, fn;
+};
+uint32_t pci_read32(const struct pci_dev *d, uint16_t off);
+uint16_t pci_read16(const struct pci_dev *d, uint16_t off);
+uint8_t pci_read8(const struct pci_dev *d, uint16_t off);
+void pci_write32(const struct pci_dev *d, uint16_t off, uint32_t v);
+void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v);
+/* The index-th (from 0) function on bus 0 with these IDs. */
+bool pci_find(uint16_t vendor, uint16_t device, unsigned index, struct pci_dev *out);
+/* Capability list walk: pos 0 gives the first capability, else the one
+ * after pos; 0 ends the list. */
+uint8_t pci_cap_next(const struct pci_dev *d, uint8_t pos);
+/* Address of memory BAR bar (32- or 64-bit); assigns it in the window if it
+ * is unassigned (0). Enables memory decoding and bus mastering and disables
+ * INTx. *size (if not NULL) gets the BAR's size. */
+uint64_t pci_bar_map(const struct pci_dev *d, unsigned bar, uint64_t *size);
+
 /* ---- tests ---- */
 struct guest_test {
 	const char *name;

@@ -3,6 +3,7 @@
 #
 #   run-guest.sh VMM GUEST [--cpus N] [--test NAME] [--append WORDS]
 #                [--status S] [--expect TEXT]... [--timeout SECS]
+#                [--disk IMG] [--keep-log FILE]
 #
 # VMM is the kvmini binary, or the word "qemu" for qemu-system-x86_64 (from
 # $QEMU or PATH) on the same /dev/kvm. GUEST is microguest.elf.
@@ -14,6 +15,11 @@
 # basic and smp tests; under kvmini, the basic test's unclaimed-access
 # counts in the --trace-exits table). Exits 77, which meson counts as skipped, when
 # /dev/kvm or QEMU is missing.
+# --disk IMG attaches the raw image IMG as a modern virtio-blk PCI disk with
+# serial "microguest-blk": kvmini --disk path=IMG,format=raw,serial=...;
+# QEMU virtio-blk-pci,disable-legacy=on on a cache=none, aio=io_uring,
+# discard=unmap drive (IMG must be on a file system with O_DIRECT).
+# --keep-log FILE copies the console log (CRs removed) to FILE.
 set -u
 
 die() { echo "run-guest: $*" >&2; exit 1; }
@@ -22,7 +28,7 @@ skip() { echo "run-guest: SKIP: $*"; exit 77; }
 [ $# -ge 2 ] || die "usage: run-guest.sh VMM GUEST [options]"
 vmm=$1 guest=$2
 shift 2
-cpus=1 test=basic append='' status=0 timeout_s=30 expects=''
+cpus=1 test=basic append='' status=0 timeout_s=30 expects='' disk='' keep_log=''
 nl='
 '
 while [ $# -gt 0 ]; do
@@ -33,6 +39,8 @@ while [ $# -gt 0 ]; do
 	--status) status=$2; shift 2 ;;
 	--expect) expects="$expects$2$nl"; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
+	--disk) disk=$2; shift 2 ;;
+	--keep-log) keep_log=$2; shift 2 ;;
 	*) die "unknown option $1" ;;
 	esac
 done
@@ -58,11 +66,15 @@ if [ "$vmm" = qemu ]; then
 	set -- "$qemu" -accel kvm -cpu qemu64 -M pc $bios -nodefaults -display none \
 		-no-reboot -serial "file:$log" -device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-smp "$cpus" -kernel "$guest" -append "$cmdline"
+	[ -z "$disk" ] || set -- "$@" \
+		-drive "if=none,id=d0,file=$disk,format=raw,cache=none,aio=io_uring,discard=unmap" \
+		-device virtio-blk-pci,drive=d0,disable-legacy=on,serial=microguest-blk
 else
 	[ -x "$vmm" ] || die "kvmini $vmm not found"
 	want=$status
 	set -- "$vmm" run --kernel "$guest" --debug-exit --console "file=$log" \
 		--cpus "$cpus" --cmdline "$cmdline" --trace-exits
+	[ -z "$disk" ] || set -- "$@" --disk "path=$disk,format=raw,serial=microguest-blk"
 fi
 
 printf 'run-guest:'
@@ -92,6 +104,7 @@ elif [ "$rc" -ne "$want" ]; then
 fi
 clean=$dir/console.txt
 tr -d '\r' <"$log" >"$clean" 2>/dev/null || : >"$clean"
+[ -z "$keep_log" ] || cp "$clean" "$keep_log"
 check() {
 	if ! grep -qF -- "$1" "$clean"; then
 		echo "run-guest: FAIL: console lacks \"$1\""

@@ -1,0 +1,145 @@
+/* A polling virtio-blk driver for the micro-guest: modern virtio-pci
+ * (virtio 1.x, PCI device 0x1af4:0x1042) with one split virtqueue, no
+ * interrupts (MSI-X vectors set to NO_VECTOR, INTx disabled, used-buffer
+ * notifications suppressed). Used by test_blk.c and test_blkbench.c.
+ * Walkthrough: docs/microguest.md ("virtio-blk"). */
+#ifndef MICROGUEST_VBLK_H
+#define MICROGUEST_VBLK_H
+
+#include "guest.h"
+
+#define VIRTIO_PCI_VENDOR     0x1af4
+#define VIRTIO_PCI_DEV_BLK    0x1042   /* 0x1040 + device type 2 */
+
+/* Feature bits (virtio 1.x 6 and 5.2.3). */
+#define VIRTIO_BLK_F_SIZE_MAX      1
+#define VIRTIO_BLK_F_SEG_MAX       2
+#define VIRTIO_BLK_F_GEOMETRY      4
+#define VIRTIO_BLK_F_RO            5
+#define VIRTIO_BLK_F_BLK_SIZE      6
+#define VIRTIO_BLK_F_FLUSH         9
+#define VIRTIO_BLK_F_TOPOLOGY      10
+#define VIRTIO_BLK_F_CONFIG_WCE    11
+#define VIRTIO_BLK_F_MQ            12
+#define VIRTIO_BLK_F_DISCARD       13
+#define VIRTIO_BLK_F_WRITE_ZEROES  14
+#define VIRTIO_F_INDIRECT_DESC     28
+#define VIRTIO_F_RING_EVENT_IDX    29
+#define VIRTIO_F_VERSION_1         32
+#define VIRTIO_F_ACCESS_PLATFORM   33
+#define VIRTIO_F_RING_PACKED       34
+
+/* Request types and status values (5.2.6). */
+#define VIRTIO_BLK_T_IN            0
+#define VIRTIO_BLK_T_OUT           1
+#define VIRTIO_BLK_T_FLUSH         4
+#define VIRTIO_BLK_T_GET_ID        8
+#define VIRTIO_BLK_T_DISCARD       11
+#define VIRTIO_BLK_T_WRITE_ZEROES  13
+#define VIRTIO_BLK_S_OK            0
+#define VIRTIO_BLK_S_IOERR         1
+#define VIRTIO_BLK_S_UNSUPP        2
+#define VIRTIO_BLK_ID_BYTES        20
+#define VIRTIO_BLK_WZ_F_UNMAP      1
+
+#define VBLK_MAX_QSIZE 1024
+
+/* One request. It lives in guest memory the device reads (hdr, dwz) and
+ * writes (status), so it must stay put until done. */
+struct vblk_req {
+	struct {
+		uint32_t type;
+		uint32_t reserved;
+		uint64_t sector;
+	} hdr;                       /* device-readable, 16 bytes */
+	volatile uint8_t status;     /* device-writable, 1 byte */
+	void *buf;                   /* data; NULL with len 0 for FLUSH */
+	uint32_t len;                /* bytes of data */
+	uint32_t seg;                /* split data into descriptors of at most seg bytes (0: one) */
+	bool dev_writes;             /* data is device-writable (IN, GET_ID) */
+	volatile bool done;
+	uint32_t used_len;           /* len of the used element */
+	uint64_t tag;                /* free for the caller */
+};
+
+/* Discard / write-zeroes segment (5.2.6). */
+struct vblk_dwz {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+#define VRING_DESC_F_NEXT   1
+#define VRING_DESC_F_WRITE  2
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY     1
+
+struct vblk {
+	struct pci_dev pci;
+	uint64_t common, isr, devcfg, notify;  /* MMIO addresses; notify = queue 0's */
+	uint32_t devcfg_len, notify_len, notify_mult;
+	uint64_t offered, features;
+	/* device configuration (fields of features not negotiated stay 0) */
+	uint64_t capacity;                     /* 512-byte sectors */
+	uint32_t size_max, seg_max, blk_size;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors, max_discard_seg, discard_align;
+	uint32_t max_wz_sectors, max_wz_seg;
+	uint8_t wz_may_unmap;
+	/* queue 0 */
+	uint16_t qsize;
+	struct vring_desc *desc;
+	volatile uint16_t *avail;              /* flags, idx, ring[qsize], used_event */
+	volatile uint16_t *used;               /* flags, idx, {u32 id, u32 len}[qsize], avail_event */
+	uint16_t avail_next, avail_kicked, used_last;
+	uint16_t free_head, nfree;
+	struct vblk_req *inflight[VBLK_MAX_QSIZE];
+	bool kick_always;
+	uint64_t timeout_tsc;
+	/* counters */
+	uint64_t kicks, kicks_skipped, submitted, completed;
+};
+
+struct vblk_opts {
+	unsigned index;          /* which virtio-blk function on bus 0 (0 = first) */
+	uint16_t qsize;          /* wanted queue size (0: min(device max, 256)) */
+	uint64_t refuse;         /* feature bits not to accept even if offered */
+	bool event_idx;          /* accept VIRTIO_F_RING_EVENT_IDX if offered */
+	bool mq;                 /* accept VIRTIO_BLK_F_MQ if offered (queue 0 is used alone) */
+	bool kick_always;        /* notify on every kick, ignoring suppression */
+	bool quiet;
+};
+
+static inline bool vblk_has(const struct vblk *b, unsigned bit) { return (b->features >> bit) & 1; }
+
+/* Options from the command line: blk_dev=N blk_qsize=N event_idx=0|1
+ * blk_mq=0|1 blk_kick=always blk_refuse=BIT[,BIT...] blk_timeout=SECONDS(at 1 GHz). */
+void vblk_opts_from_cmdline(struct vblk_opts *o);
+/* Finds, resets and initialises the device and queue 0; DRIVER_OK on
+ * return. Any deviation from the spec is a test failure. */
+void vblk_init(struct vblk *b, const struct vblk_opts *o);
+/* Adds r to the available ring without notifying; false when the ring has
+ * too few free descriptors. Sets status to 0xff and done to false. */
+bool vblk_submit(struct vblk *b, struct vblk_req *r);
+/* Publishes the available index and notifies the device (MMIO write of the
+ * queue index to the notify address) unless it asked not to be. */
+void vblk_kick(struct vblk *b);
+/* One completed request, or NULL when the used ring has nothing new. */
+struct vblk_req *vblk_poll(struct vblk *b);
+/* Polls until r is done; fails the test after the timeout. */
+void vblk_wait(struct vblk *b, struct vblk_req *r);
+/* Prepares r for type/sector/buf/len (dev_writes from the type). */
+void vblk_req_set(struct vblk_req *r, uint32_t type, uint64_t sector, void *buf, uint32_t len);
+/* Submit, kick, wait: returns the status byte. */
+uint8_t vblk_sync(struct vblk *b, struct vblk_req *r);
+/* Writes 0 to device_status and waits for it to read 0. */
+void vblk_reset(struct vblk *b);
+const char *vblk_status_name(uint8_t s);
+
+#endif
