@@ -1,0 +1,383 @@
+#!/bin/bash
+# End-to-end test: kvmini boots Debian's stock kernel on real (nested) KVM.
+# See docs/testing-e2e.md for how it works.
+#
+# usage: run-e2e.sh [--cases a,b,c] [--keep] [--timeout SECS] [--verbose-guest] BUILDDIR
+#        run-e2e.sh --shell host|guest BUILDDIR      (interactive, no assertions)
+#        run-e2e.sh --demo shell|script BUILDDIR     (scripts/demo.sh: the demo guest on
+#            the console; exit 0 when kvmini exited 0)
+#        run-e2e.sh --reparse [--cases a,b,c] BUILDDIR
+#            checks the console logs of the last run again, without booting anything
+#            (for working on the assertions)
+#
+# BUILDDIR holds the kvmini binary (override: KVMINI_E2E_BINARY). Writes
+# BUILDDIR/e2e/logs/ (console logs, per-case output) and BUILDDIR/e2e/images/ (removed
+# after the run unless --keep). Prints one line per case, PASS name / FAIL name: why /
+# SKIP name: why, and last "N passed, N failed, N skipped".
+# Exit: 0 no failure, 1 a failure, 2 usage, 77 cannot run here (all skipped).
+# Environment: KVMINI_E2E_BUDGET (seconds for all test host runs, default 1700),
+# KVMINI_E2E_KERNEL (test host and guest kernel, default newest /boot/vmlinuz-*),
+# QEMU (default qemu-system-x86_64), KVMINI_E2E_QEMU_ARGS (extra test host QEMU arguments).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ALL_CASES=$(sed -n 's/^ALL_CASES="\(.*\)"$/\1/p' "$HERE/testhost-init")
+
+usage() {
+	echo "usage: $0 [--cases a,b,c] [--keep] [--timeout SECS] [--verbose-guest] BUILDDIR" >&2
+	echo "       $0 --shell host|guest BUILDDIR" >&2
+	echo "       $0 --demo shell|script BUILDDIR" >&2
+	echo "cases: $ALL_CASES" >&2
+	exit 2
+}
+
+CASES=$ALL_CASES
+KEEP=0
+REPARSE=0
+VERBOSE_GUEST=0
+SHELL_MODE=
+DEMO_MODE=
+CASE_TIMEOUT=180
+# All test host runs together stay below meson's 1800 s (tests/e2e/meson.build).
+BUDGET=${KVMINI_E2E_BUDGET:-1700}
+BUILDDIR=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--cases) [ $# -ge 2 ] || usage; CASES=$(echo "$2" | tr ',' ' '); shift 2 ;;
+	--cases=*) CASES=$(echo "${1#--cases=}" | tr ',' ' '); shift ;;
+	--keep) KEEP=1; shift ;;
+	--reparse) REPARSE=1; shift ;;
+	--verbose-guest) VERBOSE_GUEST=1; shift ;;
+	--timeout) [ $# -ge 2 ] || usage; CASE_TIMEOUT=$2; shift 2 ;;
+	--shell) [ $# -ge 2 ] || usage; SHELL_MODE=$2; shift 2 ;;
+	--demo) [ $# -ge 2 ] || usage; DEMO_MODE=$2; shift 2 ;;
+	-h | --help) usage ;;
+	-*) echo "run-e2e: unknown option $1" >&2; usage ;;
+	*) [ -z "$BUILDDIR" ] || usage; BUILDDIR=$1; shift ;;
+	esac
+done
+[ -n "$BUILDDIR" ] || usage
+case "$SHELL_MODE" in "" | host | guest) ;; *) usage ;; esac
+[ -z "$SHELL_MODE" ] || [ $REPARSE = 0 ] || usage
+case "$DEMO_MODE" in "" | shell | script) ;; *) usage ;; esac
+[ -z "$DEMO_MODE" ] || { [ -z "$SHELL_MODE" ] && [ $REPARSE = 0 ]; } || usage
+case "$CASE_TIMEOUT" in '' | *[!0-9]*) usage ;; esac
+for c in $CASES; do
+	case " $ALL_CASES " in *" $c "*) ;; *) echo "run-e2e: unknown case '$c'" >&2; usage ;; esac
+done
+[ -n "$CASES" ] || usage
+
+# Results go out twice: as TAP ("1..N", "ok N - name", for scripts/test-summary.py) and
+# as the PASS/FAIL/SKIP lines people read.
+skip_all() {
+	local c n=0
+	echo "1..$(echo $CASES | wc -w)"
+	for c in $CASES; do
+		n=$((n + 1))
+		echo "ok $n - $c # SKIP $1"
+		echo "SKIP $c: $1"
+	done
+	echo "0 passed, 0 failed, $n skipped"
+	exit 77
+}
+
+BUILDDIR=$(cd "$BUILDDIR" 2>/dev/null && pwd) || { echo "run-e2e: no directory $BUILDDIR" >&2; exit 2; }
+KVMINI=${KVMINI_E2E_BINARY:-$BUILDDIR/kvmini}
+QEMU=${QEMU:-qemu-system-x86_64}
+command -v "$QEMU" >/dev/null || skip_all "$QEMU not found (Debian: qemu-system-x86)"
+[ -x "$KVMINI" ] || { echo "run-e2e: no kvmini binary at $KVMINI" >&2; exit 1; }
+
+WORK=$BUILDDIR/e2e
+IMAGES=$WORK/images
+LOGS=$WORK/logs
+mkdir -p "$IMAGES" "$LOGS"
+
+# One nested QEMU at a time on this machine: it needs both cores to itself.
+if command -v flock >/dev/null; then
+	exec 9>"${TMPDIR:-/tmp}/kvmini-e2e.lock"
+	flock 9
+fi
+
+t0=$(date +%s)
+build_images() {
+	local msg st
+	msg=$("$HERE/build-images.sh" "$IMAGES" "$KVMINI" ${KVMINI_E2E_KERNEL:-} 2>&1)
+	st=$?
+	if [ $st -eq 77 ]; then
+		skip_all "$(echo "$msg" | tail -1 | sed 's/^build-images: //')"
+	elif [ $st -ne 0 ]; then
+		echo "$msg" >&2
+		echo "run-e2e: building the images failed" >&2
+		exit 1
+	fi
+	KERNEL=$(cat "$IMAGES/kernel")
+	echo "run-e2e: images built in $(($(date +%s) - t0)) s; kernel $KERNEL" >&2
+}
+KERNEL=
+[ $REPARSE = 1 ] || build_images
+
+qemu_cmd=("$QEMU" -accel tcg -cpu max -smp 2 -m 3G -no-reboot -nic none
+	-kernel "$KERNEL" -initrd "$IMAGES/testhost.cpio.gz")
+# shellcheck disable=SC2206
+extra=(${KVMINI_E2E_QEMU_ARGS:-})
+
+if [ -n "$DEMO_MODE" ]; then
+	demolog=$LOGS/demo-console.log
+	if [ "$DEMO_MODE" = shell ]; then
+		# A terminal: QEMU's stdio must stay the terminal itself (raw mode).
+		"${qemu_cmd[@]}" "${extra[@]}" -display none -monitor none \
+			-chardev stdio,id=con,signal=off,logfile="$demolog" -serial chardev:con \
+			-append "console=ttyS0 quiet panic=-1 e2e_demo=shell"
+	else
+		timeout -k 10 600 "${qemu_cmd[@]}" "${extra[@]}" -display none -monitor none \
+			-chardev stdio,id=con,signal=off,logfile="$demolog" -serial chardev:con \
+			-append "console=ttyS0 quiet panic=-1 e2e_demo=script" </dev/null
+	fi
+	[ $KEEP = 1 ] || rm -rf "$IMAGES"
+	st=$(tr -d '\r' <"$demolog" | sed -n 's/^TESTHOST: kvmini exited with status \([0-9]*\).*/\1/p' | tail -n 1)
+	[ "$st" = 0 ] && exit 0
+	echo "run-e2e: demo failed (kvmini status: ${st:-none}); console log $demolog" >&2
+	exit 1
+fi
+
+if [ -n "$SHELL_MODE" ]; then
+	echo "run-e2e: booting the test host with a shell ($SHELL_MODE); 'poweroff -f' leaves" >&2
+	"${qemu_cmd[@]}" "${extra[@]}" -display none -monitor none \
+		-chardev stdio,id=con,signal=off -serial chardev:con \
+		-append "console=ttyS0 quiet panic=-1 e2e_shell=$SHELL_MODE"
+	st=$?
+	[ $KEEP = 1 ] || rm -rf "$IMAGES"
+	exit $st
+fi
+
+# case_limit NAME: the test host's own time limit for one case, plus its SIGTERM grace.
+case_limit() {
+	case "$1" in
+	reboot-restart) echo $((CASE_TIMEOUT * 2 + 25)) ;;
+	bad-kernel | cpus0) echo 55 ;;
+	*) echo $((CASE_TIMEOUT + 25)) ;;
+	esac
+}
+
+# boot_testhost LOG CASES...: one test host run, limited by the cases' own limits and by
+# what is left of BUDGET; returns QEMU's status.
+boot_testhost() {
+	local log=$1 c limit=90 left list
+	shift
+	for c in "$@"; do limit=$((limit + $(case_limit "$c"))); done
+	left=$((BUDGET - ($(date +%s) - t0)))
+	[ $limit -le $left ] || limit=$left
+	[ $limit -ge 60 ] || limit=60
+	list=$(echo "$@" | tr ' ' ',')
+	echo "run-e2e: test host running cases $list (limit $limit s), console log $log" >&2
+	timeout -k 10 "$limit" "${qemu_cmd[@]}" "${extra[@]}" -nographic \
+		-append "console=ttyS0 quiet panic=-1 e2e_cases=$list e2e_timeout=$CASE_TIMEOUT e2e_guest_verbose=$VERBOSE_GUEST" \
+		</dev/null >"$log" 2>&1
+}
+
+# parse LOG DIR: splits the console protocol (see testhost-init) into DIR/NAME.case,
+# DIR/NAME.out, DIR/NAME.err, DIR/NAME.dmesg; DIR/NAME.end marks a complete report.
+parse() {
+	tr -d '\r' <"$1" | awk -v dir="$2" '
+	/^CASE [^ ]+ rc=/ { f = dir "/" $2 ".case"; print > f; close(f); next }
+	/^CASE-END / { f = dir "/" $2 ".end"; print "" > f; close(f); next }
+	substr($0, 1, 1) == " " {
+		s = substr($0, 2); p = index(s, "|"); if (p < 2) next
+		name = substr(s, 1, p - 1); rest = substr(s, p + 1); q = index(rest, "|")
+		stream = substr(rest, 1, q - 1)
+		if (stream !~ /^(out|err|dmesg)$/ || substr(rest, q + 1, 1) != " ") next
+		print substr(rest, q + 2) >> (dir "/" name "." stream)
+	}'
+}
+
+CASEDIR=$LOGS/cases
+rm -rf "$CASEDIR"
+[ $REPARSE = 1 ] || rm -f "$LOGS"/console-*.log
+mkdir -p "$CASEDIR"
+
+pending=$CASES
+host_died=0
+for attempt in 1 2; do
+	log=$LOGS/console-$attempt.log
+	if [ $REPARSE = 1 ]; then
+		[ -e "$log" ] || break
+	else
+		t1=$(date +%s)
+		boot_testhost "$log" $pending
+		qst=$?
+		echo "run-e2e: test host run $attempt took $(($(date +%s) - t1)) s (qemu status $qst)" >&2
+	fi
+	tmp=$CASEDIR/run$attempt
+	mkdir -p "$tmp"
+	parse "$log" "$tmp"
+	# Keep only complete reports; a case cut off by the test host's death runs again.
+	left=
+	for c in $pending; do
+		if [ -e "$tmp/$c.end" ] && [ -e "$tmp/$c.case" ]; then
+			for s in case out err dmesg; do
+				[ -e "$tmp/$c.$s" ] && mv "$tmp/$c.$s" "$CASEDIR/$c.$s"
+			done
+		else
+			left="$left $c"
+		fi
+	done
+	rm -rf "$tmp"
+	if tr -d '\r' <"$log" | grep -q '^TESTHOST: done'; then
+		host_died=0
+		break
+	fi
+	host_died=1
+	echo "run-e2e: the test host died (no 'TESTHOST: done'); last console lines:" >&2
+	tr -d '\r' <"$log" | tail -n 15 | sed 's/^/run-e2e:   /' >&2
+	pending=$left
+	[ -n "$pending" ] || break
+	if [ $REPARSE = 0 ] && [ $((BUDGET - ($(date +%s) - t0))) -lt 200 ]; then
+		echo "run-e2e: no time left to rerun" >&2
+		break
+	fi
+	[ $attempt = 1 ] && [ $REPARSE = 0 ] && echo "run-e2e: rerunning once:$pending" >&2
+done
+
+firstlog=$LOGS/console-1.log
+no_kvm=
+if ! tr -d '\r' <"$firstlog" | grep -q '^TESTHOST: kvm ok' &&
+	tr -d '\r' <"$firstlog" | grep -q '^TESTHOST: FAIL'; then
+	no_kvm=$(tr -d '\r' <"$firstlog" | grep -m1 '^TESTHOST: FAIL' | sed 's/^TESTHOST: FAIL //')
+fi
+
+# --- assertions --------------------------------------------------------------------------
+field() { # field NAME KEY: a key=value from the CASE line
+	sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$CASEDIR/$1.case" | head -1
+}
+count() { # count NAME STREAM REGEX
+	local n
+	n=$(grep -c -E -- "$3" "$CASEDIR/$1.$2" 2>/dev/null) || true
+	echo "${n:-0}"
+}
+stderr_hint() {
+	local l
+	l=$(grep -v '^[[:space:]]*$' "$CASEDIR/$1.err" 2>/dev/null | tail -n 1)
+	[ -z "$l" ] || echo " (stderr: ${l:0:160})"
+}
+guest_hint() {
+	local l
+	l=$(grep -v '^[[:space:]]*$' "$CASEDIR/$1.out" 2>/dev/null | tail -n 1)
+	[ -z "$l" ] && echo " (no guest output)" || echo " (last guest line: ${l:0:160})"
+}
+
+PASSED=0 FAILED=0 SKIPPED=0 NTAP=0
+pass() { NTAP=$((NTAP + 1)); echo "ok $NTAP - $1"; echo "PASS $1"; PASSED=$((PASSED + 1)); }
+fail() { NTAP=$((NTAP + 1)); echo "not ok $NTAP - $1"; echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
+skip() { NTAP=$((NTAP + 1)); echo "ok $NTAP - $1 # SKIP $2"; echo "SKIP $1: $2"; SKIPPED=$((SKIPPED + 1)); }
+
+# expect_boot NAME ACTION MIN_MARKERS MAX_MARKERS: a guest that booted and ended normally.
+# Prints a reason and returns 1 on failure.
+expect_boot() {
+	local c=$1 action=$2 min=$3 max=$4 rc timedout markers
+	rc=$(field "$c" rc) timedout=$(field "$c" timedout) markers=$(count "$c" out 'KVMINI-GUEST: init reached')
+	if [ "$timedout" = 1 ]; then
+		echo "timed out after $(field "$c" secs) s, guest reached init $markers time(s)$(guest_hint "$c")"
+		return 1
+	fi
+	if [ "$markers" -lt "$min" ]; then
+		echo "guest never reached init (exit status $rc)$(stderr_hint "$c")$(guest_hint "$c")"
+		return 1
+	fi
+	if [ "$markers" -gt "$max" ]; then
+		echo "guest booted $markers times, expected $max (exit status $rc)"
+		return 1
+	fi
+	if [ "$(count "$c" out "KVMINI-GUEST: action=$action")" -lt 1 ]; then
+		echo "guest did not reach its $action step$(guest_hint "$c")"
+		return 1
+	fi
+	if [ "$rc" != 0 ]; then
+		echo "exit status $rc, expected 0$(stderr_hint "$c")$(guest_hint "$c")"
+		return 1
+	fi
+	return 0
+}
+
+# expect_usage NAME: exit status 2 with exactly one line on stderr.
+expect_usage() {
+	local c=$1 rc lines
+	rc=$(field "$c" rc)
+	lines=$(grep -c -v '^[[:space:]]*$' "$CASEDIR/$c.err" 2>/dev/null) || true
+	if [ "$rc" != 2 ]; then
+		echo "exit status $rc, expected 2$(stderr_hint "$c")"
+		return 1
+	fi
+	if [ "${lines:-0}" != 1 ]; then
+		echo "expected one line on stderr, got ${lines:-0}$(stderr_hint "$c")"
+		return 1
+	fi
+	return 0
+}
+
+check_case() {
+	local c=$1 why='' rc
+	if [ ! -e "$CASEDIR/$c.case" ]; then
+		if [ -n "$no_kvm" ]; then
+			fail "$c" "test host has no KVM: $no_kvm (see $firstlog)"
+		elif [ $host_died = 1 ]; then
+			fail "$c" "the test host died twice before this case finished (see $LOGS/console-*.log)"
+		else
+			fail "$c" "no result in the console log (see $LOGS/console-*.log)"
+		fi
+		return
+	fi
+	rc=$(field "$c" rc)
+	if [ "$rc" = skip ]; then
+		skip "$c" "$(field "$c" reason)"
+		return
+	fi
+	case "$c" in
+	boot | vmlinux-pvh)
+		why=$(expect_boot "$c" poweroff 1 1) ;;
+	smp2)
+		why=$(expect_boot "$c" poweroff 1 1)
+		if [ -z "$why" ] && [ "$(count "$c" out 'KVMINI-GUEST: cpus=2$')" -lt 1 ]; then
+			why="guest does not see 2 CPUs: $(grep -m1 'KVMINI-GUEST: cpus=' "$CASEDIR/$c.out")"
+		fi ;;
+	reboot-noreboot)
+		why=$(expect_boot "$c" reboot 1 1) ;;
+	reboot-restart)
+		local markers sig ids
+		markers=$(count "$c" out 'KVMINI-GUEST: init reached')
+		sig=$(field "$c" signal)
+		ids=$(grep -o 'KVMINI-GUEST: boot-id=.*' "$CASEDIR/$c.out" 2>/dev/null | sort -u | wc -l)
+		if [ "$markers" -lt 2 ]; then
+			why="guest reached init $markers time(s), expected a second boot after its reboot (exit status $rc, timed out: $(field "$c" timedout))$(stderr_hint "$c")$(guest_hint "$c")"
+		elif [ "$ids" -lt 2 ]; then
+			why="the guest reached init $markers times but printed $ids distinct boot id(s)"
+		elif [ "$sig" != TERM ]; then
+			why="kvmini did not exit within 20 s of SIGTERM (status $rc)"
+		elif [ "$rc" != 0 ]; then
+			why="exit status $rc after SIGTERM, expected 0$(stderr_hint "$c")"
+		fi ;;
+	bad-kernel | cpus0)
+		why=$(expect_usage "$c") ;;
+	trace-exits)
+		why=$(expect_boot "$c" poweroff 1 1)
+		if [ -z "$why" ]; then
+			cat "$CASEDIR/$c.out" "$CASEDIR/$c.err" 2>/dev/null | grep -v 'KVMINI-GUEST' >"$CASEDIR/$c.table"
+			if ! grep -q -i -E '^[[:space:]]*exit' "$CASEDIR/$c.table"; then
+				why="no exit table header (a line starting with 'exit') in kvmini's output"
+			elif ! grep -q -i -w 'io' "$CASEDIR/$c.table"; then
+				why="exit table has no 'io' row"
+			fi
+		fi ;;
+	*)
+		why="no assertions for this case" ;;
+	esac
+	if [ -z "$why" ]; then pass "$c"; else fail "$c" "$why"; fi
+}
+
+echo "1..$(echo $CASES | wc -w)"
+for c in $CASES; do check_case "$c"; done
+echo "run-e2e: logs in $LOGS (per case: $CASEDIR/NAME.{case,out,err,dmesg}); total $(($(date +%s) - t0)) s" >&2
+[ $KEEP = 1 ] || rm -rf "$IMAGES"
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ $FAILED -eq 0 ] || exit 1
+[ $PASSED -gt 0 ] || exit 77
+exit 0
