@@ -1,10 +1,11 @@
 #!/bin/bash
 # Builds the two initramfs images of the nested end-to-end test (docs/testing-e2e.md):
-#   OUTDIR/guest-initrd.cpio.gz  busybox + guest-init (+ virtio/ext4 modules, not loaded
-#                                unless the guest's cmdline has kvmini_modules=1)
+#   OUTDIR/guest-initrd.cpio.gz  busybox + guest-init + e2fsprogs' mke2fs (+ virtio/ext4
+#                                modules, loaded with kvmini_modules=1 or a disk action)
 #   OUTDIR/testhost.cpio.gz      busybox, kvm/net/9p modules, the kvmini binary with every
 #                                library ldd lists (same paths), the guest kernel, the guest
-#                                initramfs, an uncompressed vmlinux (PVH boot), testhost-init
+#                                initramfs, an uncompressed vmlinux (PVH boot), e2fsck,
+#                                testhost-init
 #   OUTDIR/vmlinux               the ELF vmlinux taken out of KERNEL (cached)
 #   OUTDIR/kernel                the path of KERNEL (the test host boots the same kernel)
 #
@@ -63,6 +64,11 @@ BB_APPLETS=" $("$BUSYBOX" --list | tr '\n' ' ') "
 for applet in timeout insmod poweroff reboot setsid cttyhack sed grep dmesg; do
 	case "$BB_APPLETS" in *" $applet "*) ;; *) missing "busybox lacks the '$applet' applet" ;; esac
 done
+
+# e2fsprogs: mke2fs for the guest, e2fsck for the test host (the disk cases).
+MKE2FS=$(command -v mke2fs || echo /sbin/mke2fs)
+E2FSCK=$(command -v e2fsck || echo /sbin/e2fsck)
+[ -x "$MKE2FS" ] && [ -x "$E2FSCK" ] || missing "mke2fs/e2fsck not found (Debian: e2fsprogs)"
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -222,6 +228,10 @@ rm -rf "$G"
 mkdir -p "$G"/{proc,sys,dev,tmp,run,mnt,root,etc}
 install_busybox "$G"
 install_modules "$G" lib/modules/kvmini.order $GUEST_MODULES
+# e2fsprogs' mke2fs (busybox's makes ext2 only), called by its full path: busybox's
+# applet is /sbin/mke2fs.
+copy_with_libs "$G" "$MKE2FS" /usr/sbin/mke2fs
+[ ! -e /etc/mke2fs.conf ] || cp /etc/mke2fs.conf "$G/etc/"
 cp "$HERE/guest-init" "$G/init"
 chmod 755 "$G/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$G/etc/passwd"
@@ -237,6 +247,7 @@ mkdir -p "$H"/{proc,sys,dev,tmp,run,mnt,root,etc,share,guest,e2e}
 install_busybox "$H"
 install_modules "$H" lib/modules/testhost.order $HOST_MODULES
 copy_with_libs "$H" "$KVMINI" /usr/local/bin/kvmini
+copy_with_libs "$H" "$E2FSCK" /usr/local/bin/e2fsck
 for b in ${KVMINI_E2E_EXTRA_BINS:-}; do
 	copy_with_libs "$H" "$b" "/usr/local/bin/$(basename "$b")"
 done

@@ -66,6 +66,10 @@ for c in $CASES; do
 	case " $ALL_CASES " in *" $c "*) ;; *) echo "run-e2e: unknown case '$c'" >&2; usage ;; esac
 done
 [ -n "$CASES" ] || usage
+# disk-verify and disk-intx boot the images that disk-write filled in the same test host.
+case " $CASES " in *" disk-verify "* | *" disk-intx "*) CASES="$CASES disk-write" ;; esac
+# Cases run in ALL_CASES order, each once.
+CASES=$(for c in $ALL_CASES; do case " $CASES " in *" $c "*) echo "$c" ;; esac; done | tr '\n' ' ')
 
 # Results go out twice: as TAP ("1..N", "ok N - name", for scripts/test-summary.py) and
 # as the PASS/FAIL/SKIP lines people read.
@@ -154,7 +158,8 @@ fi
 case_limit() {
 	case "$1" in
 	reboot-restart) echo $((CASE_TIMEOUT * 2 + 25)) ;;
-	bad-kernel | cpus0) echo 55 ;;
+	bad-kernel | cpus0 | disk-missing | disk-dir | disk-badkey | disk-badvalue) echo 55 ;;
+	disk-write) echo $((CASE_TIMEOUT + 145)) ;;
 	*) echo $((CASE_TIMEOUT + 25)) ;;
 	esac
 }
@@ -185,7 +190,7 @@ parse() {
 		s = substr($0, 2); p = index(s, "|"); if (p < 2) next
 		name = substr(s, 1, p - 1); rest = substr(s, p + 1); q = index(rest, "|")
 		stream = substr(rest, 1, q - 1)
-		if (stream !~ /^(out|err|dmesg)$/ || substr(rest, q + 1, 1) != " ") next
+		if (stream !~ /^(out|err|dmesg|host)$/ || substr(rest, q + 1, 1) != " ") next
 		print substr(rest, q + 2) >> (dir "/" name "." stream)
 	}'
 }
@@ -214,7 +219,7 @@ for attempt in 1 2; do
 	left=
 	for c in $pending; do
 		if [ -e "$tmp/$c.end" ] && [ -e "$tmp/$c.case" ]; then
-			for s in case out err dmesg; do
+			for s in case out err dmesg host; do
 				[ -e "$tmp/$c.$s" ] && mv "$tmp/$c.$s" "$CASEDIR/$c.$s"
 			done
 		else
@@ -230,6 +235,10 @@ for attempt in 1 2; do
 	echo "run-e2e: the test host died (no 'TESTHOST: done'); last console lines:" >&2
 	tr -d '\r' <"$log" | tail -n 15 | sed 's/^/run-e2e:   /' >&2
 	pending=$left
+	# disk-verify and disk-intx need disk-write's images, which died with the test host.
+	case " $pending " in *" disk-verify "* | *" disk-intx "*)
+		case " $pending " in *" disk-write "*) ;; *) pending="disk-write $pending" ;; esac ;;
+	esac
 	[ -n "$pending" ] || break
 	if [ $REPARSE = 0 ] && [ $((BUDGET - ($(date +%s) - t0))) -lt 200 ]; then
 		echo "run-e2e: no time left to rerun" >&2
@@ -314,6 +323,73 @@ expect_usage() {
 	return 0
 }
 
+# kv NAME STREAM KEY: the value of the first "KEY=value" word in a stream of the case
+# (the guest's lines start with "KVMINI-GUEST: ").
+kv() {
+	sed -n "s/^\(KVMINI-GUEST: \)\{0,1\}$3=\([^ ]*\).*/\2/p" "$CASEDIR/$1.$2" 2>/dev/null | head -1
+}
+# guest_disk NAME DEV: the guest's "disk DEV bytes=... ro=... queues=... serial=..." line.
+guest_disk() {
+	sed -n "s/^KVMINI-GUEST: disk $2 //p" "$CASEDIR/$1.out" 2>/dev/null | head -1
+}
+
+# check_disk_write: prints what is wrong, nothing when all is right.
+check_disk_write() {
+	local c=disk-write want v ndisks
+	want="bytes=$((100 * 1048576 + 7 * 512)) ro=0 queues=2 serial=kvmini-vda"
+	v=$(guest_disk $c vda)
+	[ "$v" = "$want" ] || { echo "guest sees vda as '$v', expected '$want'"; return; }
+	v=$(guest_disk $c vdb)
+	[ "$v" = "bytes=67108864 ro=1 queues=2 serial=kvmini-src" ] ||
+		{ echo "guest sees the readonly=on disk vdb as '$v', expected ro=1 and 64 MiB"; return; }
+	[ -n "$(guest_disk $c vdc)" ] || { echo "guest has no vdc (third disk)"; return; }
+	ndisks=$(count $c out '^KVMINI-GUEST: disk vd')
+	[ "$ndisks" = 3 ] || { echo "guest sees $ndisks virtio disks, expected 3"; return; }
+	for step in copy discard mkfs umount; do
+		v=$(kv $c out "$step rc")
+		[ "$v" = 0 ] || { echo "guest step '$step' failed (rc=${v:-none})$(guest_hint $c)"; return; }
+	done
+	v=$(kv $c out "ro-write rc")
+	case "$v" in '' | 0) echo "a guest write to the readonly=on disk did not fail (rc=${v:-none})"; return ;; esac
+	v=$(kv $c out src-sha256)
+	[ -n "$v" ] && [ "$v" = "$(kv $c host src-sha256-before)" ] ||
+		{ echo "guest read the source disk as sha256 $v, the host file is $(kv $c host src-sha256-before)"; return; }
+	[ "$(kv $c host src-sha256-after)" = "$v" ] ||
+		{ echo "the readonly=on image changed on the host"; return; }
+	[ "$(kv $c host vda-sha256)" = "$v" ] ||
+		{ echo "host file vda.img holds sha256 $(kv $c host vda-sha256) in its first 64 MiB, the guest wrote $v"; return; }
+	[ "$(kv $c host vda-discarded-sha256)" = "$(kv $c host zero-16m-sha256)" ] ||
+		{ echo "the 16 MiB the guest discarded do not read as zeros on the host"; return; }
+	v=$(kv $c host vda-alloc-kib)
+	[ -n "$v" ] && [ "$v" -ge 65536 ] && [ "$v" -le 69632 ] ||
+		{ echo "vda.img has ${v:-?} KiB allocated, expected 64 MiB (+ at most 4 MiB): the discard did not punch a hole"; return; }
+	[ "$(kv $c host vda-bytes)" = $((100 * 1048576 + 7 * 512)) ] ||
+		{ echo "vda.img changed size: $(kv $c host vda-bytes)"; return; }
+	[ -n "$(kv $c out ext4-sum)" ] || echo "guest printed no ext4 checksum$(guest_hint $c)"
+}
+
+# check_disk_verify NAME: disk-verify, or disk-intx (the same with pci=nomsi)
+check_disk_verify() {
+	local c=$1 v msi ioapic
+	msi=$(sed -n 's/^KVMINI-GUEST: virtio-irqs msi=\([0-9]*\) ioapic=\([0-9]*\)$/\1/p' "$CASEDIR/$c.out")
+	ioapic=$(sed -n 's/^KVMINI-GUEST: virtio-irqs msi=\([0-9]*\) ioapic=\([0-9]*\)$/\2/p' "$CASEDIR/$c.out")
+	if [ $c = disk-intx ]; then
+		[ "$msi" = 0 ] && [ "${ioapic:-0}" -ge 1 ] ||
+			{ echo "with pci=nomsi the virtio interrupts are not INTx through the IOAPIC (msi=${msi:-?} ioapic=${ioapic:-?})"; return; }
+	else
+		[ "${msi:-0}" -ge 1 ] ||
+			{ echo "the virtio devices use no MSI-X vectors (msi=${msi:-?} ioapic=${ioapic:-?})"; return; }
+	fi
+	v=$(kv $c out vda-sha256)
+	[ -n "$v" ] && [ "$v" = "$(kv disk-write out src-sha256)" ] ||
+		{ echo "after a second boot the guest reads vda as sha256 ${v:-none}, it wrote $(kv disk-write out src-sha256)"; return; }
+	v=$(kv $c out ext4-sum)
+	[ -n "$v" ] && [ "$v" = "$(kv disk-write out ext4-sum)" ] ||
+		{ echo "after a second boot the ext4 files sum to ${v:-none}, written as $(kv disk-write out ext4-sum)$(guest_hint $c)"; return; }
+	v=$(kv $c host e2fsck-rc)
+	[ "$v" = 0 ] || echo "e2fsck -fn on the host found problems (rc=${v:-none}): $(grep '^e2fsck: ' "$CASEDIR/$c.host" | tail -n 2 | tr '\n' ' ')"
+}
+
 check_case() {
 	local c=$1 why='' rc
 	if [ ! -e "$CASEDIR/$c.case" ]; then
@@ -355,8 +431,14 @@ check_case() {
 		elif [ "$rc" != 0 ]; then
 			why="exit status $rc after SIGTERM, expected 0$(stderr_hint "$c")"
 		fi ;;
-	bad-kernel | cpus0)
+	bad-kernel | cpus0 | disk-missing | disk-dir | disk-badkey | disk-badvalue)
 		why=$(expect_usage "$c") ;;
+	disk-write)
+		why=$(expect_boot "$c" disk-write 1 1)
+		[ -n "$why" ] || why=$(check_disk_write) ;;
+	disk-verify | disk-intx)
+		why=$(expect_boot "$c" disk-verify 1 1)
+		[ -n "$why" ] || why=$(check_disk_verify "$c") ;;
 	trace-exits)
 		why=$(expect_boot "$c" poweroff 1 1)
 		if [ -z "$why" ]; then
