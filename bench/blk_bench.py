@@ -6,7 +6,7 @@ test=blkbench) under kvmini and under QEMU, against the host's own io_uring
   bench/blk_bench.py --guest BUILD/tests/guest/microguest.elf [--kvmini BUILD/kvmini]
         [--file /var/tmp/kvmini-blk-bench.img] [--size-mib 256] [--repeats 5]
         [--cases randread:4k:1,randread:4k:32,...] [--ios N] [--engines host,qemu,kvmini]
-        [--fio-engine io_uring|libaio] [--keep-file] [--verbose]
+        [--fio-engine io_uring|libaio] [--queues N] [--keep-file] [--verbose]
 
 Every engine does the same work: CASE = op:bs:qd with op one of randread,
 randwrite, seqread, seqwrite; random offsets are uniform over the whole
@@ -35,6 +35,12 @@ guest/host ratio of the medians. kvmini runs use --trace-exits; "exits/io" is
 
 Engines that cannot run are skipped with a message: no fio, no QEMU, no
 kvmini binary, or a kvmini without --disk.
+
+Multi-queue: --queues N gives the disk N virtqueues (kvmini queues=N, QEMU
+num-queues=N) and the guest spreads its qd requests round-robin over them
+(blk_queues=N; qd must be a multiple of N). The engine "kvmini-iodisk" is
+kvmini with iothread=disk (one I/O thread for all queues) beside "kvmini"
+(iothread=queue, a thread per queue): the measurement behind that default.
 """
 import argparse
 import json
@@ -122,6 +128,8 @@ class Guest:
 
     def run(self, op, bs, qd, ios):
         cmdline = f"test=blkbench bench={op} bs={bs} qd={qd} ios={ios}"
+        if self.args.queues > 1:
+            cmdline += f" blk_queues={self.args.queues}"
         rc, marks, lines, err = run_timed(self.cmd(cmdline), self.args.timeout)
         res = [l for l in lines if l.startswith("microguest: bench op=")]
         if "PASS" not in " ".join(lines[-3:]) or not res or "start" not in marks or "end" not in marks:
@@ -146,16 +154,20 @@ class Qemu(Guest):
                 "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
                 "-drive", f"if=none,id=d0,file={a.file},format=raw,cache=none,aio=io_uring",
-                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on",
+                "-device", f"virtio-blk-pci,drive=d0,disable-legacy=on,num-queues={a.queues}",
                 "-kernel", a.guest, "-append", cmdline]
 
 
 class Kvmini(Guest):
+    def __init__(self, name, args, iothread="queue"):
+        super().__init__(name, args)
+        self.iothread = iothread
+
     def cmd(self, cmdline):
         a = self.args
+        disk = f"path={a.file},format=raw,cache=none,queues={a.queues},iothread={self.iothread}"
         return [a.kvmini, "run", "--kernel", a.guest, "--debug-exit", "--console", "stdio",
-                "--memory", "512M", "--disk", f"path={a.file},format=raw,cache=none",
-                "--trace-exits", "--cmdline", cmdline]
+                "--memory", "512M", "--disk", disk, "--trace-exits", "--cmdline", cmdline]
 
 
 def fio_run(args, op, bs, qd, ios):
@@ -186,7 +198,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cases", default=DEFAULT_CASES, help="op:bs:qd,... (default %(default)s)")
     ap.add_argument("--ios", type=int, help="requests per run (default: 5000 at 4k QD1, 20000 at QD>1, 1000 at 1m)")
-    ap.add_argument("--engines", default="host,qemu,kvmini")
+    ap.add_argument("--engines", default="host,qemu,kvmini",
+                    help="host,qemu,kvmini,kvmini-iodisk (default %(default)s)")
+    ap.add_argument("--queues", type=int, default=1, help="virtqueues of the disk (default 1)")
     ap.add_argument("--fio-engine", default="io_uring",
                     help="fio --ioengine of the host baseline (default io_uring; libaio for comparison)")
     ap.add_argument("--timeout", type=float, default=120)
@@ -206,13 +220,16 @@ def main():
             runners["qemu"] = Qemu("qemu", args)
         else:
             log(f"blk-bench: SKIP qemu: {args.qemu} or /dev/kvm not usable")
-    if "kvmini" in engines:
+    if "kvmini" in engines or "kvmini-iodisk" in engines:
         usage = ""
         if args.kvmini and os.access(args.kvmini, os.X_OK):
             p = subprocess.run([args.kvmini, "run", "--help"], capture_output=True, text=True)
             usage = p.stdout + p.stderr
         if "--disk" in usage:
-            runners["kvmini"] = Kvmini("kvmini", args)
+            if "kvmini" in engines:
+                runners["kvmini"] = Kvmini("kvmini", args)
+            if "kvmini-iodisk" in engines:
+                runners["kvmini-iodisk"] = Kvmini("kvmini-iodisk", args, "disk")
         else:
             why = ("no --kvmini binary given" if not args.kvmini else
                    f"{args.kvmini} is not executable" if not os.access(args.kvmini, os.X_OK) else
@@ -259,11 +276,12 @@ def main():
                     if args.verbose:
                         extra = "".join(f" {k}={v:.4g}" for k, v in res.items() if k != "iops")
                         log(f"  {op} {bsname} qd{qd} {name} #{r + 1}: {res['iops']:.0f} IOPS{extra}")
-            if "kvmini" in runners and key in results and "kvmini" in results[key]:
-                try:
-                    kv_idle[key] = runners["kvmini"].run(op, bs, qd, 0).get("exits")
-                except RuntimeError:
-                    pass
+            for name in ("kvmini", "kvmini-iodisk"):
+                if name in runners and name in results.get(key, {}):
+                    try:
+                        kv_idle[(key, name)] = runners[name].run(op, bs, qd, 0).get("exits")
+                    except RuntimeError:
+                        pass
             results.setdefault(key, {})["ios"] = ios
     finally:
         if created and not args.keep_file:
@@ -271,7 +289,7 @@ def main():
 
     load1 = os.getloadavg()
     log("")
-    log(f"{'case':<22} {'engine':<7} {'n':>2} {'min':>10} {'median':>10} {'max':>10}  {'unit':<5} "
+    log(f"{'case':<22} {'engine':<13} {'n':>2} {'min':>10} {'median':>10} {'max':>10}  {'unit':<5} "
         f"{'vs host':>7} {'exits/io':>8} {'kicks/io':>8}")
     for op, bsname, bs, qd in cases:
         key = (op, bsname, qd)
@@ -279,7 +297,7 @@ def main():
         ios = per.get("ios", 0)
         host_med = None
         seq = bs >= 1 << 20
-        for name in ("host", "qemu", "kvmini"):
+        for name in ("host", "qemu", "kvmini", "kvmini-iodisk"):
             rs = per.get(name)
             if not rs:
                 continue
@@ -289,11 +307,11 @@ def main():
                 host_med = med
             ratio = f"{med / host_med:.2f}" if host_med and name != "host" else ""
             exits = ""
-            if name == "kvmini" and kv_idle.get(key) is not None and "exits" in rs[0]:
+            if kv_idle.get((key, name)) is not None and "exits" in rs[0]:
                 e = statistics.median(x["exits"] for x in rs)
-                exits = f"{(e - kv_idle[key]) / ios:.2f}"
+                exits = f"{(e - kv_idle[(key, name)]) / ios:.2f}"
             kicks = f"{statistics.median(x['kicks'] for x in rs) / ios:.2f}" if name != "host" else ""
-            log(f"{op + ' ' + bsname + ' qd' + str(qd):<22} {name:<7} {len(vals):>2} {fmt(vals[0]):>10} "
+            log(f"{op + ' ' + bsname + ' qd' + str(qd):<22} {name:<13} {len(vals):>2} {fmt(vals[0]):>10} "
                 f"{fmt(med):>10} {fmt(vals[-1]):>10}  {'MB/s' if seq else 'IOPS':<5} {ratio:>7} "
                 f"{exits:>8} {kicks:>8}")
     log("")

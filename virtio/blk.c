@@ -1,10 +1,11 @@
-/* virtio-blk (virtio spec 5.2). Each queue is served by its own I/O thread
- * with its own io_uring: the thread sleeps in io_uring waiting for both the
- * queue's kick eventfd (bound to the notify address with an ioeventfd) and
- * disk completions, pops every available request, submits them in one
- * batch, and on completion writes the status byte, puts the request on the
- * used ring and signals the MSI-X vector's irqfd. No vCPU thread and no exit
- * to userspace is on this path. */
+/* virtio-blk (virtio spec 5.2). Queues are served by I/O threads
+ * ("workers"), each with its own io_uring: one per queue by default, or one
+ * for all the queues of the disk (iothread=disk). A worker sleeps in
+ * io_uring waiting for both its queues' kick eventfds (bound to the notify
+ * addresses with ioeventfds) and disk completions, pops every available
+ * request, submits them in one batch, and on completion writes the status
+ * byte, puts the request on the used ring and signals the MSI-X vector's
+ * irqfd. No vCPU thread and no exit to userspace is on this path. */
 #include "virtio/blk.h"
 
 #include <errno.h>
@@ -80,22 +81,33 @@ struct blk_req {
 	struct blk_req *next_free;
 };
 
-struct blk_queue {
+/* An I/O thread and its io_uring, serving queues [first, first + count).
+ * Everything a worker touches on the data path is its own. */
+struct blk_worker {
 	struct virtio_blk *blk;
-	unsigned index;
+	unsigned first, count;
 	pthread_t thread;
 	bool running;
 	struct io_engine eng;
 	int stop_fd;
-	uint64_t kick_buf, stop_buf;
+	uint64_t stop_buf;
 	atomic_bool stopping;
+	uint64_t batches;
+};
+
+struct blk_queue {
+	struct virtio_blk *blk;
+	struct blk_worker *w;
+	unsigned index;
+	bool enabled;          /* the driver enabled it: the worker serves it */
+	uint64_t kick_buf;
 	bool notify_pending;
 	bool starved;          /* drain stopped with kicks off because every slot was busy */
 	struct blk_req *reqs;
 	struct blk_req *free;
 	unsigned inflight;
-	/* Statistics, written by this queue's thread only. */
-	uint64_t requests, kicks, batches, irqs, errors;
+	/* Statistics, written by this queue's worker only. */
+	uint64_t requests, kicks, irqs, errors;
 };
 
 struct virtio_blk {
@@ -104,8 +116,9 @@ struct virtio_blk {
 	struct blk_config config;
 	char serial[DISK_SERIAL_MAX];
 	char name[32];
-	unsigned nqueues;
+	unsigned nqueues, nworkers;
 	struct blk_queue queues[VIRTIO_MAX_QUEUES];
+	struct blk_worker workers[VIRTIO_MAX_QUEUES];
 };
 
 static uint64_t blk_features(struct virtio_dev *vd)
@@ -226,9 +239,9 @@ static void submit_range_op(struct blk_req *r, uint32_t type)
 	r->breq.may_unmap = seg.flags & WZ_UNMAP;
 	r->breq.done = io_done;
 	if (type == BLK_T_DISCARD)
-		block_discard(b->disk, &r->bq->eng, &r->breq);
+		block_discard(b->disk, &r->bq->w->eng, &r->breq);
 	else
-		block_write_zeroes(b->disk, &r->bq->eng, &r->breq);
+		block_write_zeroes(b->disk, &r->bq->w->eng, &r->breq);
 }
 
 static void submit(struct blk_req *r)
@@ -269,7 +282,7 @@ static void submit(struct blk_req *r)
 		r->breq.iov = r->data;
 		r->breq.iovcnt = r->ndata;
 		r->breq.done = read_done;
-		block_read(b->disk, &bq->eng, &r->breq);
+		block_read(b->disk, &bq->w->eng, &r->breq);
 		return;
 	case BLK_T_OUT:
 		if (!collect_data(r, e->out, e->nout, sizeof(hdr), 0) ||
@@ -279,11 +292,11 @@ static void submit(struct blk_req *r)
 		r->breq.iov = r->data;
 		r->breq.iovcnt = r->ndata;
 		r->breq.done = io_done;
-		block_write(b->disk, &bq->eng, &r->breq); /* read-only: fails with -EROFS */
+		block_write(b->disk, &bq->w->eng, &r->breq); /* read-only: fails with -EROFS */
 		return;
 	case BLK_T_FLUSH:
 		r->breq.done = io_done;
-		block_flush(b->disk, &bq->eng, &r->breq);
+		block_flush(b->disk, &bq->w->eng, &r->breq);
 		return;
 	case BLK_T_GET_ID:
 		if (!collect_data(r, e->in, e->nin, 0, 1))
@@ -364,14 +377,14 @@ static void on_kick(void *opaque, int res);
 
 static void arm_kick(struct blk_queue *bq)
 {
-	io_engine_read_eventfd(&bq->eng, bq->blk->vd.queues[bq->index].kick_fd, &bq->kick_buf,
+	io_engine_read_eventfd(&bq->w->eng, bq->blk->vd.queues[bq->index].kick_fd, &bq->kick_buf,
 			       on_kick, bq);
 }
 
 static void on_kick(void *opaque, int res)
 {
 	struct blk_queue *bq = opaque;
-	if (atomic_load(&bq->stopping))
+	if (atomic_load(&bq->w->stopping))
 		return;
 	bq->kicks++;
 	drain_queue(bq);
@@ -380,8 +393,8 @@ static void on_kick(void *opaque, int res)
 
 static void on_stop(void *opaque, int res)
 {
-	struct blk_queue *bq = opaque;
-	atomic_store(&bq->stopping, true);
+	struct blk_worker *w = opaque;
+	atomic_store(&w->stopping, true);
 }
 
 /* One interrupt for everything completed since the last one, if the
@@ -397,87 +410,126 @@ static void flush_notify(struct blk_queue *bq)
 	}
 }
 
-static void *queue_thread(void *arg)
+static bool worker_busy(const struct blk_worker *w)
 {
-	struct blk_queue *bq = arg;
-	struct virtio_blk *b = bq->blk;
-	arm_kick(bq);
-	io_engine_read_eventfd(&bq->eng, bq->stop_fd, &bq->stop_buf, on_stop, bq);
+	for (unsigned i = w->first; i < w->first + w->count; i++)
+		if (w->blk->queues[i].inflight)
+			return true;
+	return false;
+}
+
+static void *worker_thread(void *arg)
+{
+	struct blk_worker *w = arg;
+	struct virtio_blk *b = w->blk;
+	struct blk_queue *q0 = &b->queues[w->first], *qend = q0 + w->count;
+	io_engine_read_eventfd(&w->eng, w->stop_fd, &w->stop_buf, on_stop, w);
 	/* Requests may have been queued before DRIVER_OK; some (GET_ID, bad
 	 * requests) complete without disk I/O, so notify right away. */
-	drain_queue(bq);
-	flush_notify(bq);
-	while (!atomic_load(&bq->stopping) || bq->inflight) {
-		int n = io_engine_run(&bq->eng, true);
+	for (struct blk_queue *bq = q0; bq < qend; bq++) {
+		if (!bq->enabled)
+			continue;
+		arm_kick(bq);
+		drain_queue(bq);
+		flush_notify(bq);
+	}
+	while (!atomic_load(&w->stopping) || worker_busy(w)) {
+		int n = io_engine_run(&w->eng, true);
 		if (n < 0 && n != -EINTR && n != -EAGAIN) {
-			log_err("%s queue %u: io_uring: %s", b->name, bq->index, strerror(-n));
+			log_err("%s queue %u: io_uring: %s", b->name, w->first, strerror(-n));
 			break;
 		}
-		bq->batches++;
-		/* Slots came back after the pool ran dry: pick up what waited
-		 * and turn kicks back on. */
-		if (!atomic_load(&bq->stopping) && bq->starved && bq->free)
-			drain_queue(bq);
-		flush_notify(bq);
+		w->batches++;
+		for (struct blk_queue *bq = q0; bq < qend; bq++) {
+			if (!bq->enabled)
+				continue;
+			/* Slots came back after the pool ran dry: pick up
+			 * what waited and turn kicks back on. */
+			if (!atomic_load(&w->stopping) && bq->starved && bq->free)
+				drain_queue(bq);
+			flush_notify(bq);
+		}
 	}
 	return NULL;
 }
 
-static void stop_queue(struct blk_queue *bq)
+static void stop_worker(struct blk_worker *w)
 {
-	if (!bq->running)
+	if (!w->running)
 		return;
 	uint64_t one = 1;
-	if (write(bq->stop_fd, &one, sizeof(one)) < 0) {
+	if (write(w->stop_fd, &one, sizeof(one)) < 0) {
 		/* cannot fail short of a counter overflow */
 	}
-	pthread_join(bq->thread, NULL);
-	bq->running = false;
-	io_engine_close(&bq->eng);
-	close(bq->stop_fd);
-	bq->stop_fd = -1;
+	pthread_join(w->thread, NULL);
+	w->running = false;
+	io_engine_close(&w->eng);
+	close(w->stop_fd);
+	w->stop_fd = -1;
 }
 
 static void blk_stop(struct virtio_dev *vd)
 {
 	struct virtio_blk *b = vd->priv;
-	for (unsigned i = 0; i < b->nqueues; i++)
-		stop_queue(&b->queues[i]);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		stop_worker(&b->workers[i]);
+}
+
+static void reset_queue(struct blk_queue *bq, const struct virtio_queue *vq)
+{
+	bq->enabled = vq->enabled;
+	bq->starved = false;
+	bq->notify_pending = false;
+	bq->free = NULL;
+	bq->inflight = 0;
+	for (unsigned j = 0; j < vq->size; j++) {
+		bq->reqs[j].bq = bq;
+		bq->reqs[j].next_free = bq->free;
+		bq->free = &bq->reqs[j];
+	}
+}
+
+static int start_worker(struct blk_worker *w)
+{
+	struct virtio_blk *b = w->blk;
+	bool any = false;
+	for (unsigned i = w->first; i < w->first + w->count; i++) {
+		reset_queue(&b->queues[i], &b->vd.queues[i]);
+		any |= b->queues[i].enabled;
+	}
+	if (!any)
+		return 0; /* a driver may use fewer queues than offered */
+	/* One ring slot per request of every queue, plus the kick reads and stop. */
+	unsigned entries = w->count * (2 * QUEUE_SIZE + 1) + 8;
+	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int r = w->stop_fd < 0 ? -errno : io_engine_init(&w->eng, entries);
+	if (r) {
+		log_err("%s: cannot start queue %u: %s", b->name, w->first, strerror(-r));
+		if (w->stop_fd >= 0)
+			close(w->stop_fd);
+		w->stop_fd = -1;
+		return r;
+	}
+	atomic_store(&w->stopping, false);
+	if ((r = pthread_create(&w->thread, NULL, worker_thread, w))) {
+		io_engine_close(&w->eng);
+		close(w->stop_fd);
+		w->stop_fd = -1;
+		return -r;
+	}
+	w->running = true;
+	return 0;
 }
 
 static int blk_start(struct virtio_dev *vd)
 {
 	struct virtio_blk *b = vd->priv;
-	for (unsigned i = 0; i < b->nqueues; i++) {
-		struct blk_queue *bq = &b->queues[i];
-		if (!vd->queues[i].enabled)
-			continue; /* a driver may use fewer queues than offered */
-		bq->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		int r = bq->stop_fd < 0 ? -errno : io_engine_init(&bq->eng, 2 * QUEUE_SIZE + 8);
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		int r = start_worker(&b->workers[i]);
 		if (r) {
-			log_err("%s: cannot start queue %u: %s", b->name, i, strerror(-r));
-			if (bq->stop_fd >= 0)
-				close(bq->stop_fd);
 			blk_stop(vd);
 			return r;
 		}
-		atomic_store(&bq->stopping, false);
-		bq->starved = false;
-		bq->notify_pending = false;
-		bq->free = NULL;
-		bq->inflight = 0;
-		for (unsigned j = 0; j < vd->queues[i].size; j++) {
-			bq->reqs[j].bq = bq;
-			bq->reqs[j].next_free = bq->free;
-			bq->free = &bq->reqs[j];
-		}
-		if ((r = pthread_create(&bq->thread, NULL, queue_thread, bq))) {
-			io_engine_close(&bq->eng);
-			close(bq->stop_fd);
-			blk_stop(vd);
-			return -r;
-		}
-		bq->running = true;
 	}
 	return 0;
 }
@@ -500,6 +552,15 @@ int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_
 	if (!b)
 		return -ENOMEM;
 	b->nqueues = num_queues;
+	/* iothread=queue: a worker per queue; iothread=disk: one for all. */
+	bool per_disk = cfg->iothread == DISK_IOTHREAD_DISK;
+	b->nworkers = per_disk ? 1 : num_queues;
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		b->workers[i].blk = b;
+		b->workers[i].first = per_disk ? 0 : i;
+		b->workers[i].count = per_disk ? num_queues : 1;
+		b->workers[i].stop_fd = -1;
+	}
 	snprintf(b->name, sizeof(b->name), "virtio-blk");
 	memcpy(b->serial, cfg->serial, strnlen(cfg->serial, DISK_SERIAL_MAX));
 	int r = block_open(&b->disk, &cfg->block);
@@ -510,7 +571,7 @@ int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_
 	for (unsigned i = 0; i < num_queues; i++) {
 		b->queues[i].blk = b;
 		b->queues[i].index = i;
-		b->queues[i].stop_fd = -1;
+		b->queues[i].w = &b->workers[per_disk ? 0 : i];
 		b->queues[i].reqs = calloc(QUEUE_SIZE, sizeof(struct blk_req));
 		if (!b->queues[i].reqs) {
 			r = -ENOMEM;

@@ -41,7 +41,7 @@ void cli_run_usage(FILE *f)
 	fputs("usage: kvmini run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 	      "                  [--cpus N] [--memory SIZE[,hugepages=on]]\n"
 	      "                  [--disk path=FILE[,format=raw][,readonly=on][,cache=none|writeback]\n"
-	      "                          [,serial=STR]]...\n"
+	      "                          [,serial=STR][,queues=N][,iothread=queue|disk]]...\n"
 	      "                  [--console stdio|file=PATH|none] [--no-reboot] [--trace-exits]\n"
 	      "                  [--debug-exit] [--verbose]\n"
 	      "\n"
@@ -129,15 +129,27 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 }
 
 /* path=FILE[,format=raw|qcow2][,readonly=on|off][,cache=none|writeback]
- * [,lock=on|off][,serial=STR]. The value is copied, so the config does not
- * point into a buffer we modify. */
+ * [,lock=on|off][,serial=STR][,queues=N][,iothread=queue|disk]. The value is
+ * copied, so the config does not point into a buffer we modify. */
 static bool is_disk_key(const char *k)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "lock", "cache", "serial" };
+	static const char *const keys[] = { "path",   "format", "readonly", "lock",
+					    "cache",  "serial", "queues",   "iothread" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strcmp(k, keys[i]))
 			return true;
 	return false;
+}
+
+static bool parse_queues(const char *s, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || *end || errno || v < 1 || v > DISK_MAX_QUEUES)
+		return false;
+	*out = (unsigned)v;
+	return true;
 }
 
 static int parse_disk(const char *arg, struct vm_config *cfg)
@@ -180,10 +192,18 @@ static int parse_disk(const char *arg, struct vm_config *cfg)
 			d->block.cache = BLOCK_CACHE_WRITEBACK;
 		} else if (!strcmp(kv, "serial") && strlen(v) <= DISK_SERIAL_MAX) {
 			strcpy(d->serial, v);
+		} else if (!strcmp(kv, "queues") && parse_queues(v, &d->queues)) {
+			/* parse_queues stored it */
+		} else if (!strcmp(kv, "iothread") && !strcmp(v, "queue")) {
+			d->iothread = DISK_IOTHREAD_QUEUE;
+		} else if (!strcmp(kv, "iothread") && !strcmp(v, "disk")) {
+			d->iothread = DISK_IOTHREAD_DISK;
 		} else {
 			static __thread char why[96];
 			if (!strcmp(kv, "serial"))
 				snprintf(why, sizeof(why), "serial is at most %d characters", DISK_SERIAL_MAX);
+			else if (!strcmp(kv, "queues"))
+				snprintf(why, sizeof(why), "queues must be between 1 and %d", DISK_MAX_QUEUES);
 			else if (!strcmp(kv, "path"))
 				snprintf(why, sizeof(why), "empty path");
 			else if (is_disk_key(kv))

@@ -13,9 +13,19 @@ enum console_mode { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
 #define CONFIG_MAX_DISKS   16
 #define DISK_SERIAL_MAX    20   /* VIRTIO_BLK_ID_BYTES */
 
+#define DISK_MAX_QUEUES    63   /* each queue takes an MSI-X vector; one more for config */
+
+/* Which I/O threads serve a disk's queues (virtio/blk.c). */
+enum disk_iothread {
+	DISK_IOTHREAD_QUEUE,    /* one thread and io_uring per queue (the default) */
+	DISK_IOTHREAD_DISK,     /* one thread and io_uring for all of the disk's queues */
+};
+
 struct disk_config {
 	struct block_config block;
 	char serial[DISK_SERIAL_MAX + 1];
+	unsigned queues;                /* 0: one per vCPU, at most DISK_MAX_QUEUES */
+	enum disk_iothread iothread;
 };
 
 struct vm_config {

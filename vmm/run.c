@@ -80,12 +80,17 @@ static int add_devices(struct vm *vm)
 }
 
 /* Disks come after the platform devices: their PCI slots follow the order
- * on the command line, so the first --disk is /dev/vda. One queue (and one
- * I/O thread) per vCPU, as Linux's blk-mq then maps each CPU to its own. */
+ * on the command line, so the first --disk is /dev/vda. By default one queue
+ * (and one I/O thread) per vCPU, as Linux's blk-mq then maps each CPU to its
+ * own; past DISK_MAX_QUEUES vCPUs share queues. */
 static int add_disks(struct vm *vm, bool *input_error)
 {
 	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
-		int r = virtio_blk_create(&vm->disks[i], vm, &vm->cfg->disks[i], vm->ncpus);
+		const struct disk_config *d = &vm->cfg->disks[i];
+		unsigned queues = d->queues ? d->queues : vm->ncpus;
+		if (queues > DISK_MAX_QUEUES)
+			queues = DISK_MAX_QUEUES;
+		int r = virtio_blk_create(&vm->disks[i], vm, d, queues);
 		if (r) {
 			/* Problems opening the image are the user's; the rest
 			 * (PCI slots, KVM) are ours. */

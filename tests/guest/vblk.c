@@ -2,7 +2,9 @@
  * virtio 1.x: 4.1.4 (PCI capabilities), 3.1.1 (device initialisation),
  * 4.1.5.1.3 (virtqueue configuration), 2.7 (split virtqueues) and 5.2 (block
  * device). Runs in ring 3; every register access is one VM exit except the
- * notify write, which a VMM may catch with an ioeventfd. */
+ * notify write, which a VMM may catch with an ioeventfd. Several queues
+ * (5.2.5, VIRTIO_BLK_F_MQ) are just several independent split rings, each
+ * with its own notify address. */
 #include "vblk.h"
 
 /* Common configuration structure (4.1.4.3). */
@@ -110,7 +112,13 @@ void vblk_opts_from_cmdline(struct vblk_opts *o)
 	o->index = (unsigned)cmdline_get_u64("blk_dev", 0);
 	o->qsize = (uint16_t)cmdline_get_u64("blk_qsize", 0);
 	o->event_idx = cmdline_get_u64("event_idx", 1) != 0;
-	o->mq = cmdline_get_u64("blk_mq", 0) != 0;
+	uint64_t nq = cmdline_get_u64("blk_queues", 1);
+	CHECK(nq >= 1 && nq <= VBLK_MAX_QUEUES, "cmdline: blk_queues=%lu: want 1..%u", nq, VBLK_MAX_QUEUES);
+	o->queues = (uint16_t)nq;
+	/* More than one queue means MQ, so blk_mq defaults to 1 then; saying
+	 * blk_mq=0 as well is a contradiction, not a request to fall back. */
+	o->mq = cmdline_get_u64("blk_mq", nq > 1) != 0;
+	CHECK(o->mq || nq == 1, "cmdline: blk_queues=%lu needs VIRTIO_BLK_F_MQ, but blk_mq=0 refuses it", nq);
 	o->kick_always = cmdline_get("blk_kick", buf, sizeof(buf)) && strcmp(buf, "always") == 0;
 	if (cmdline_get("blk_refuse", buf, sizeof(buf)))
 		o->refuse = parse_bits(buf);
@@ -222,54 +230,82 @@ static void read_config(struct vblk *b)
 	}
 }
 
-static void setup_queue(struct vblk *b, uint16_t want)
+/* Queue qi (4.1.5.1.3): size, rings, MSI-X vector, notify address, enable. */
+static void setup_queue(struct vblk *b, uint16_t qi, uint16_t want)
 {
-	cc_write16(b, CC_QUEUE_SELECT, 0);
+	struct vblk_queue *vq = &b->q[qi];
+	vq->index = qi;
+	cc_write16(b, CC_QUEUE_SELECT, qi);
 	uint16_t max = cc_read16(b, CC_QUEUE_SIZE);
-	CHECK(max, "virtio: queue 0 does not exist (queue_size 0)");
-	CHECK(cc_read16(b, CC_QUEUE_ENABLE) == 0, "virtio: queue 0 enabled after reset");
+	CHECK(max, "virtio: queue %u does not exist (queue_size 0)", qi);
+	CHECK(cc_read16(b, CC_QUEUE_ENABLE) == 0, "virtio: queue %u enabled after reset", qi);
 	uint16_t q = want ? want : 256;
 	if (q > max)
 		q = max;
 	if (q > VBLK_MAX_QSIZE)
 		q = VBLK_MAX_QSIZE;
-	CHECK(q >= 4 && (q & (q - 1)) == 0, "virtio: queue size %u is not a power of two >= 4", q);
-	b->qsize = q;
+	CHECK(q >= 4 && (q & (q - 1)) == 0, "virtio: queue %u: size %u is not a power of two >= 4", qi, q);
+	vq->qsize = q;
 	cc_write16(b, CC_QUEUE_SIZE, q);
-	CHECK(cc_read16(b, CC_QUEUE_SIZE) == q, "virtio: queue_size does not read back %u", q);
+	CHECK(cc_read16(b, CC_QUEUE_SIZE) == q, "virtio: queue %u: queue_size does not read back %u", qi, q);
 
 	/* Split ring (2.7): descriptors (16-byte aligned), driver area (2),
 	 * device area (4); one zeroed, page-aligned block. */
 	uint64_t desc_sz = 16ull * q, avail_sz = 6 + 2ull * q, used_sz = 6 + 8ull * q;
 	uint64_t used_off = (desc_sz + avail_sz + 4095) & ~4095ull;
 	uint8_t *ring = mem_alloc(used_off + used_sz, 4096);
-	b->desc = (struct vring_desc *)ring;
-	b->avail = (volatile uint16_t *)(ring + desc_sz);
-	b->used = (volatile uint16_t *)(ring + used_off);
+	vq->desc = (struct vring_desc *)ring;
+	vq->avail = (volatile uint16_t *)(ring + desc_sz);
+	vq->used = (volatile uint16_t *)(ring + used_off);
+	vq->inflight = mem_alloc(sizeof(*vq->inflight) * q, 8);
 	for (uint16_t i = 0; i < q; i++)
-		b->desc[i].next = (uint16_t)(i + 1);
-	b->free_head = 0;
-	b->nfree = q;
+		vq->desc[i].next = (uint16_t)(i + 1);
+	vq->free_head = 0;
+	vq->nfree = q;
 	/* We poll: ask for no used-buffer notifications (2.7.7). With
 	 * EVENT_IDX the flag is ignored and used_event does the job. */
-	b->avail[0] = vblk_has(b, VIRTIO_F_RING_EVENT_IDX) ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
-	b->avail[2 + q] = 0x8000;
+	vq->avail[0] = vblk_has(b, VIRTIO_F_RING_EVENT_IDX) ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
+	vq->avail[2 + q] = 0x8000;
 
 	cc_write16(b, CC_QUEUE_MSIX_VECTOR, NO_VECTOR);
-	CHECK(cc_read16(b, CC_QUEUE_MSIX_VECTOR) == NO_VECTOR, "virtio: queue_msix_vector is not NO_VECTOR");
-	cc_write64(b, CC_QUEUE_DESC, (uint64_t)b->desc);
-	cc_write64(b, CC_QUEUE_DRIVER, (uint64_t)b->avail);
-	cc_write64(b, CC_QUEUE_DEVICE, (uint64_t)b->used);
+	CHECK(cc_read16(b, CC_QUEUE_MSIX_VECTOR) == NO_VECTOR,
+	      "virtio: queue %u: queue_msix_vector is not NO_VECTOR", qi);
+	cc_write64(b, CC_QUEUE_DESC, (uint64_t)vq->desc);
+	cc_write64(b, CC_QUEUE_DRIVER, (uint64_t)vq->avail);
+	cc_write64(b, CC_QUEUE_DEVICE, (uint64_t)vq->used);
 	uint32_t lo = cc_read32(b, CC_QUEUE_DESC), hi = cc_read32(b, CC_QUEUE_DESC + 4);
-	CHECK((lo | (uint64_t)hi << 32) == (uint64_t)b->desc, "virtio: queue_desc reads %x:%x", hi, lo);
+	CHECK((lo | (uint64_t)hi << 32) == (uint64_t)vq->desc, "virtio: queue %u: queue_desc reads %x:%x",
+	      qi, hi, lo);
+	/* Every queue has a notify address of its own (4.1.4.4), though a
+	 * device may make them all equal; kvmini and QEMU give one per queue,
+	 * so that an ioeventfd per address tells the host which queue to serve. */
 	uint16_t noff = cc_read16(b, CC_QUEUE_NOTIFY_OFF);
 	uint64_t nbyte = (uint64_t)noff * b->notify_mult;
 	CHECK(nbyte + 2 <= b->notify_len,
-	      "virtio: notify offset %lx (queue_notify_off %u x %u) beyond the notify region (%u bytes)",
-	      nbyte, noff, b->notify_mult, b->notify_len);
-	b->notify += nbyte;
+	      "virtio: queue %u: notify offset %lx (queue_notify_off %u x %u) beyond the notify region (%u bytes)",
+	      qi, nbyte, noff, b->notify_mult, b->notify_len);
+	vq->notify = b->notify + nbyte;
 	cc_write16(b, CC_QUEUE_ENABLE, 1);
-	CHECK(cc_read16(b, CC_QUEUE_ENABLE) == 1, "virtio: queue_enable does not read 1");
+	CHECK(cc_read16(b, CC_QUEUE_ENABLE) == 1, "virtio: queue %u: queue_enable does not read 1", qi);
+}
+
+/* How many queues to use: o->queues, checked against what the device has.
+ * Without MQ only queue 0 may be used (5.2.5: num_queues is valid only
+ * with MQ), even when the common config lists more queues. */
+static uint16_t queues_to_use(struct vblk *b, const struct vblk_opts *o, uint16_t cc_queues)
+{
+	uint16_t n = o->queues ? o->queues : 1;
+	CHECK(n <= VBLK_MAX_QUEUES, "virtio-blk: %u queues wanted, the driver handles %u", n, VBLK_MAX_QUEUES);
+	if (n == 1)
+		return 1;
+	CHECK(vblk_has(b, VIRTIO_BLK_F_MQ), "virtio-blk: blk_queues=%u needs VIRTIO_BLK_F_MQ, %s (offered %lx)",
+	      n, b->offered & (1ull << VIRTIO_BLK_F_MQ) ? "refused by blk_refuse" : "which the device does not offer",
+	      b->offered);
+	CHECK(n <= b->num_queues, "virtio-blk: blk_queues=%u, but the device has num_queues=%u",
+	      n, b->num_queues);
+	CHECK(n <= cc_queues, "virtio-blk: blk_queues=%u, but the common config has num_queues=%u",
+	      n, cc_queues);
+	return n;
 }
 
 void vblk_init(struct vblk *b, const struct vblk_opts *o)
@@ -311,7 +347,7 @@ void vblk_init(struct vblk *b, const struct vblk_opts *o)
 			1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	if (o->event_idx)
 		want |= 1ull << VIRTIO_F_RING_EVENT_IDX;
-	if (o->mq)
+	if (o->mq || o->queues > 1)
 		want |= 1ull << VIRTIO_BLK_F_MQ;
 	want &= ~o->refuse | 1ull << VIRTIO_F_VERSION_1;
 	b->features = b->offered & want;
@@ -325,10 +361,15 @@ void vblk_init(struct vblk *b, const struct vblk_opts *o)
 
 	cc_write16(b, CC_CONFIG_MSIX_VECTOR, NO_VECTOR);
 	CHECK(cc_read16(b, CC_CONFIG_MSIX_VECTOR) == NO_VECTOR, "virtio: config_msix_vector is not NO_VECTOR");
-	uint16_t nq = cc_read16(b, CC_NUM_QUEUES);
-	CHECK(nq >= 1, "virtio-blk: num_queues is 0");
+	uint16_t cc_queues = cc_read16(b, CC_NUM_QUEUES);
+	CHECK(cc_queues >= 1, "virtio-blk: num_queues is 0");
 	read_config(b);
-	setup_queue(b, o->qsize);
+	b->nqueues = queues_to_use(b, o, cc_queues);
+	for (uint16_t qi = 0; qi < b->nqueues; qi++) {
+		setup_queue(b, qi, o->qsize);
+		if (!qi || b->q[qi].qsize < b->qsize)
+			b->qsize = b->q[qi].qsize;
+	}
 	(void)mmio_read8(b->isr);  /* read-to-clear; we never look at it again */
 	set_status(b, S_DRIVER_OK);
 	st = cc_read8(b, CC_DEVICE_STATUS);
@@ -336,7 +377,10 @@ void vblk_init(struct vblk *b, const struct vblk_opts *o)
 	      "virtio-blk: device_status %x after DRIVER_OK", st);
 	if (!o->quiet) {
 		say("virtio-blk: features offered %lx accepted %lx queues=%u qsize=%u notify=%lx (off mult %u)",
-		    b->offered, b->features, nq, b->qsize, b->notify, b->notify_mult);
+		    b->offered, b->features, cc_queues, b->qsize, b->q[0].notify, b->notify_mult);
+		if (b->nqueues > 1)
+			say("virtio-blk: using %u queues (device config num_queues=%u), queue %u notify=%lx",
+			    b->nqueues, b->num_queues, b->nqueues - 1, b->q[b->nqueues - 1].notify);
 		say("virtio-blk: size_max=%u seg_max=%u blk_size=%u discard=%u/%u/%u write_zeroes=%u/%u/%u",
 		    b->size_max, b->seg_max, b->blk_size, b->max_discard_sectors, b->max_discard_seg,
 		    b->discard_align, b->max_wz_sectors, b->max_wz_seg, b->wz_may_unmap);
@@ -353,16 +397,24 @@ void vblk_req_set(struct vblk_req *r, uint32_t type, uint64_t sector, void *buf,
 	r->dev_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
 }
 
-static uint16_t desc_get(struct vblk *b)
+/* Queue qi, which must be one vblk_init set up. */
+static struct vblk_queue *queue(struct vblk *b, unsigned qi)
 {
-	uint16_t i = b->free_head;
-	b->free_head = b->desc[i].next;
-	b->nfree--;
+	CHECK(qi < b->nqueues, "virtio-blk: queue %u used, only %u set up", qi, b->nqueues);
+	return &b->q[qi];
+}
+
+static uint16_t desc_get(struct vblk_queue *vq)
+{
+	uint16_t i = vq->free_head;
+	vq->free_head = vq->desc[i].next;
+	vq->nfree--;
 	return i;
 }
 
-bool vblk_submit(struct vblk *b, struct vblk_req *r)
+bool vblk_submit_q(struct vblk *b, unsigned qi, struct vblk_req *r)
 {
+	struct vblk_queue *vq = queue(b, qi);
 	uint32_t seg = r->seg;
 	if (vblk_has(b, VIRTIO_BLK_F_SIZE_MAX) && b->size_max && (!seg || seg > b->size_max))
 		seg = b->size_max;
@@ -370,102 +422,114 @@ bool vblk_submit(struct vblk *b, struct vblk_req *r)
 	CHECK(!vblk_has(b, VIRTIO_BLK_F_SEG_MAX) || !b->seg_max || ndata <= b->seg_max,
 	      "virtio-blk: request of %u bytes needs %u segments, seg_max is %u", r->len, ndata, b->seg_max);
 	uint32_t n = ndata + 2;
-	CHECK(n <= b->qsize, "virtio-blk: request needs %u descriptors, queue has %u", n, b->qsize);
-	if (n > b->nfree)
+	CHECK(n <= vq->qsize, "virtio-blk: request needs %u descriptors, queue %u has %u", n, qi, vq->qsize);
+	if (n > vq->nfree)
 		return false;
 	r->status = 0xff;
 	r->done = false;
 	r->used_len = 0;
+	r->queue = (uint16_t)qi;
 
-	uint16_t head = desc_get(b), i = head;
-	b->desc[i].addr = (uint64_t)&r->hdr;
-	b->desc[i].len = sizeof(r->hdr);
-	b->desc[i].flags = VRING_DESC_F_NEXT;
-	b->desc[i].next = b->free_head;
+	uint16_t head = desc_get(vq), i = head;
+	vq->desc[i].addr = (uint64_t)&r->hdr;
+	vq->desc[i].len = sizeof(r->hdr);
+	vq->desc[i].flags = VRING_DESC_F_NEXT;
+	vq->desc[i].next = vq->free_head;
 	for (uint32_t k = 0, off = 0; k < ndata; k++) {
-		i = desc_get(b);
+		i = desc_get(vq);
 		uint32_t l = seg && r->len - off > seg ? seg : r->len - off;
-		b->desc[i].addr = (uint64_t)r->buf + off;
-		b->desc[i].len = l;
-		b->desc[i].flags = VRING_DESC_F_NEXT | (r->dev_writes ? VRING_DESC_F_WRITE : 0);
-		b->desc[i].next = b->free_head;
+		vq->desc[i].addr = (uint64_t)r->buf + off;
+		vq->desc[i].len = l;
+		vq->desc[i].flags = VRING_DESC_F_NEXT | (r->dev_writes ? VRING_DESC_F_WRITE : 0);
+		vq->desc[i].next = vq->free_head;
 		off += l;
 	}
-	i = desc_get(b);
-	b->desc[i].addr = (uint64_t)&r->status;
-	b->desc[i].len = 1;
-	b->desc[i].flags = VRING_DESC_F_WRITE;
-	b->desc[i].next = 0;
+	i = desc_get(vq);
+	vq->desc[i].addr = (uint64_t)&r->status;
+	vq->desc[i].len = 1;
+	vq->desc[i].flags = VRING_DESC_F_WRITE;
+	vq->desc[i].next = 0;
 
-	b->inflight[head] = r;
-	b->avail[2 + b->avail_next % b->qsize] = head;
-	b->avail_next++;
+	vq->inflight[head] = r;
+	vq->avail[2 + vq->avail_next % vq->qsize] = head;
+	vq->avail_next++;
+	vq->submitted++;
 	b->submitted++;
 	return true;
 }
 
-void vblk_kick(struct vblk *b)
+void vblk_kick_q(struct vblk *b, unsigned qi)
 {
-	uint16_t new = b->avail_next, old = b->avail_kicked;
+	struct vblk_queue *vq = queue(b, qi);
+	uint16_t new = vq->avail_next, old = vq->avail_kicked;
 	if (new == old)
 		return;
 	barrier();                  /* descriptors and ring entries before idx (x86: stores in order) */
-	b->avail[1] = new;
+	vq->avail[1] = new;
 	mfence();                   /* idx store before the suppression load (2.7.13) */
 	bool need;
 	if (b->kick_always)
 		need = true;
 	else if (vblk_has(b, VIRTIO_F_RING_EVENT_IDX)) {
-		uint16_t ev = b->used[2 + 4 * b->qsize];  /* avail_event */
+		uint16_t ev = vq->used[2 + 4 * vq->qsize];  /* avail_event */
 		need = (uint16_t)(new - ev - 1) < (uint16_t)(new - old);
 	} else {
-		need = !(b->used[0] & VRING_USED_F_NO_NOTIFY);
+		need = !(vq->used[0] & VRING_USED_F_NO_NOTIFY);
 	}
-	b->avail_kicked = new;
+	vq->avail_kicked = new;
 	if (need) {
-		mmio_write16(b->notify, 0);  /* queue index 0 */
+		mmio_write16(vq->notify, vq->index);  /* the queue's index (4.1.5.2) */
+		vq->kicks++;
 		b->kicks++;
 	} else {
+		vq->kicks_skipped++;
 		b->kicks_skipped++;
 	}
 }
 
-struct vblk_req *vblk_poll(struct vblk *b)
+struct vblk_req *vblk_poll_q(struct vblk *b, unsigned qi)
 {
-	if (b->used[1] == b->used_last)
+	struct vblk_queue *vq = queue(b, qi);
+	if (vq->used[1] == vq->used_last)
 		return NULL;
 	barrier();                  /* idx before the element (x86: loads in order) */
-	volatile uint32_t *e = (volatile uint32_t *)(b->used + 2) + 2 * (b->used_last % b->qsize);
+	volatile uint32_t *e = (volatile uint32_t *)(vq->used + 2) + 2 * (vq->used_last % vq->qsize);
 	uint32_t id = e[0], len = e[1];
-	b->used_last++;
+	vq->used_last++;
 	if (vblk_has(b, VIRTIO_F_RING_EVENT_IDX))
-		b->avail[2 + b->qsize] = (uint16_t)(b->used_last + 0x8000);  /* used_event: far away */
-	CHECK(id < b->qsize && b->inflight[id], "virtio-blk: used ring returned bogus id %u", id);
-	struct vblk_req *r = b->inflight[id];
-	b->inflight[id] = NULL;
+		vq->avail[2 + vq->qsize] = (uint16_t)(vq->used_last + 0x8000);  /* used_event: far away */
+	CHECK(id < vq->qsize && vq->inflight[id], "virtio-blk: queue %u: used ring returned bogus id %u", qi, id);
+	struct vblk_req *r = vq->inflight[id];
+	vq->inflight[id] = NULL;
 	/* Give the chain back to the free list. */
 	uint16_t i = (uint16_t)id, n = 1;
-	while (b->desc[i].flags & VRING_DESC_F_NEXT) {
-		i = b->desc[i].next;
+	while (vq->desc[i].flags & VRING_DESC_F_NEXT) {
+		i = vq->desc[i].next;
 		n++;
 	}
-	b->desc[i].next = b->free_head;
-	b->free_head = (uint16_t)id;
-	b->nfree += n;
+	vq->desc[i].next = vq->free_head;
+	vq->free_head = (uint16_t)id;
+	vq->nfree += n;
 	r->used_len = len;
 	r->done = true;
+	vq->completed++;
 	b->completed++;
 	return r;
 }
 
+bool vblk_submit(struct vblk *b, struct vblk_req *r) { return vblk_submit_q(b, 0, r); }
+void vblk_kick(struct vblk *b) { vblk_kick_q(b, 0); }
+struct vblk_req *vblk_poll(struct vblk *b) { return vblk_poll_q(b, 0); }
+
 void vblk_wait(struct vblk *b, struct vblk_req *r)
 {
+	struct vblk_queue *vq = queue(b, r->queue);
 	uint64_t t0 = rdtsc();
 	while (!r->done) {
-		if (!vblk_poll(b)) {
+		if (!vblk_poll_q(b, r->queue)) {
 			CHECK(rdtsc() - t0 < b->timeout_tsc,
-			      "virtio-blk: request type %u sector %lu timed out (avail %u, used %u)",
-			      r->hdr.type, r->hdr.sector, b->avail_next, b->used[1]);
+			      "virtio-blk: request type %u sector %lu timed out on queue %u (avail %u, used %u)",
+			      r->hdr.type, r->hdr.sector, r->queue, vq->avail_next, vq->used[1]);
 			cpu_relax();
 		}
 	}

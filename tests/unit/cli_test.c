@@ -373,9 +373,19 @@ static void test_disk(void **state)
 	assert_int_equal(c.disks[1].block.format, BLOCK_FMT_QCOW2);
 	assert_int_equal(RUN(&c, "--kernel", "k", "--disk", "path=a,serial=12345678901234567890"), 0);
 	assert_string_equal(c.disks[0].serial, "12345678901234567890");
+	assert_int_equal(c.disks[0].queues, 0); /* one per vCPU */
+	assert_int_equal(c.disks[0].iothread, DISK_IOTHREAD_QUEUE);
+	assert_int_equal(RUN(&c, "--kernel", "k", "--disk", "path=a,queues=4,iothread=disk",
+			     "--disk", "path=b,queues=63,iothread=queue"), 0);
+	assert_int_equal(c.disks[0].queues, 4);
+	assert_int_equal(c.disks[0].iothread, DISK_IOTHREAD_DISK);
+	assert_int_equal(c.disks[1].queues, 63);
+	assert_int_equal(c.disks[1].iothread, DISK_IOTHREAD_QUEUE);
 	const char *bad[] = { "x", "path=", "format=raw", "path=a,format=vmdk", "path=a,readonly=yes",
 			      "path=a,cache=directsync", "path=a,lock=1",
-			      "path=a,serial=123456789012345678901", "path=a,at=1", "path=a,=x" };
+			      "path=a,serial=123456789012345678901", "path=a,at=1", "path=a,=x",
+			      "path=a,queues=0", "path=a,queues=64", "path=a,queues=-1", "path=a,queues=2x",
+			      "path=a,queues=", "path=a,iothread=vcpu", "path=a,iothread=" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (RUN(&c, "--kernel", "k", "--disk", bad[i]) != -EINVAL)
 			fail_msg("--disk %s was accepted", bad[i]);

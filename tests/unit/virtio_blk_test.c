@@ -269,7 +269,7 @@ static void discover(void)
 	assert_non_null(fx.vd);
 }
 
-static int setup_with(unsigned nq, bool ro)
+static int setup_with(unsigned nq, bool ro, enum disk_iothread iothread)
 {
 	memset(&fx, 0, sizeof(fx));
 	fx.host_fd = -1;
@@ -293,6 +293,7 @@ static int setup_with(unsigned nq, bool ro)
 	dc.block.format = BLOCK_FMT_RAW;
 	dc.block.cache = BLOCK_CACHE_WRITEBACK;
 	dc.block.readonly = ro;
+	dc.iothread = iothread;
 	strcpy(dc.serial, SERIAL);
 	fx.nq = nq;
 	if (virtio_blk_create(&fx.b, &fx.vm, &dc, nq))
@@ -301,9 +302,11 @@ static int setup_with(unsigned nq, bool ro)
 	return 0;
 }
 
-static int setup1(void **state) { (void)state; return setup_with(1, false); }
-static int setup2(void **state) { (void)state; return setup_with(2, false); }
-static int setup_ro(void **state) { (void)state; return setup_with(1, true); }
+static int setup1(void **state) { (void)state; return setup_with(1, false, DISK_IOTHREAD_QUEUE); }
+static int setup2(void **state) { (void)state; return setup_with(2, false, DISK_IOTHREAD_QUEUE); }
+/* Two queues served by one I/O thread (iothread=disk). */
+static int setup2_disk(void **state) { (void)state; return setup_with(2, false, DISK_IOTHREAD_DISK); }
+static int setup_ro(void **state) { (void)state; return setup_with(1, true, DISK_IOTHREAD_QUEUE); }
 
 static int teardown(void **state)
 {
@@ -1340,6 +1343,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_split, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_wraps_small_queue, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_two_queues, setup2, teardown),
+		cmocka_unit_test_setup_teardown(test_two_queues, setup2_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_while_active, setup2_disk, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
