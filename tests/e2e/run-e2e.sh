@@ -138,7 +138,7 @@ if [ -n "$DEMO_MODE" ]; then
 			-append "console=ttyS0 quiet panic=-1 e2e_demo=script" </dev/null
 	fi
 	[ $KEEP = 1 ] || rm -rf "$IMAGES"
-	st=$(tr -d '\r' <"$demolog" | sed -n 's/^TESTHOST: kvmini exited with status \([0-9]*\).*/\1/p' | tail -n 1)
+	st=$(tr -d '\r' <"$demolog" | sed -n 's/.*TESTHOST: kvmini exited with status \([0-9]*\).*/\1/p' | tail -n 1)
 	[ "$st" = 0 ] && exit 0
 	echo "run-e2e: demo failed (kvmini status: ${st:-none}); console log $demolog" >&2
 	exit 1
