@@ -190,7 +190,7 @@ parse() {
 		s = substr($0, 2); p = index(s, "|"); if (p < 2) next
 		name = substr(s, 1, p - 1); rest = substr(s, p + 1); q = index(rest, "|")
 		stream = substr(rest, 1, q - 1)
-		if (stream !~ /^(out|err|dmesg|host)$/ || substr(rest, q + 1, 1) != " ") next
+		if (stream !~ /^(out|err|dmesg|host|trace)$/ || substr(rest, q + 1, 1) != " ") next
 		print substr(rest, q + 2) >> (dir "/" name "." stream)
 	}'
 }
@@ -219,7 +219,7 @@ for attempt in 1 2; do
 	left=
 	for c in $pending; do
 		if [ -e "$tmp/$c.end" ] && [ -e "$tmp/$c.case" ]; then
-			for s in case out err dmesg host; do
+			for s in case out err dmesg host trace; do
 				[ -e "$tmp/$c.$s" ] && mv "$tmp/$c.$s" "$CASEDIR/$c.$s"
 			done
 		else
@@ -436,6 +436,18 @@ check_case() {
 	disk-write)
 		why=$(expect_boot "$c" disk-write 1 1)
 		[ -n "$why" ] || why=$(check_disk_write) ;;
+	triple-fault)
+		if [ "$(count "$c" out 'KVMINI-GUEST: action=reboot')" -lt 1 ]; then
+			why="guest did not reach its reboot step$(guest_hint "$c")"
+		elif [ "$rc" != 1 ]; then
+			why="exit status $rc, expected 1 after the guest's triple fault$(stderr_hint "$c")"
+		elif [ "$(count "$c" err 'vCPU 0: triple fault')" != 1 ]; then
+			why="stderr does not say 'vCPU 0: triple fault'$(stderr_hint "$c")"
+		elif [ "$(count "$c" err '^ *rip [0-9a-f]{16} ')" != 1 ]; then
+			why="stderr has no register dump$(stderr_hint "$c")"
+		elif [ "$(count "$c" out 'KVMINI-GUEST: init reached')" != 1 ]; then
+			why="the guest booted again after its triple fault"
+		fi ;;
 	disk-verify | disk-intx)
 		why=$(expect_boot "$c" disk-verify 1 1)
 		[ -n "$why" ] || why=$(check_disk_verify "$c") ;;
