@@ -1315,6 +1315,142 @@ static void test_two_queues(void **state)
 	assert_memory_equal(b, fx.vm.ram + DATA, 512);
 }
 
+
+/* ---- request merging ---------------------------------------------------------------- */
+
+/* One request per slot on queue 0: header HDR(0, i), one data buffer, status. */
+static void post_rw(unsigned i, uint32_t type, uint64_t sector, uint64_t gpa, uint32_t len)
+{
+	uint64_t h = HDR(0, i);
+	w32(h, type);
+	w32(h + 4, 0);
+	w64(h + 8, sector);
+	fx.vm.ram[h + 16] = 0xff;
+	struct seg s[3] = { { h, 16, false }, { gpa, len, type == T_IN }, { h + 16, 1, true } };
+	post(0, s, 3);
+}
+
+/* Waits for n completions on queue 0 and checks each status. */
+static void wait_all(unsigned n, uint8_t want)
+{
+	assert_true(wait_used(0, (uint16_t)n, 5000));
+	for (unsigned i = 0; i < n; i++) {
+		struct used u = take_used(0);
+		(void)u;
+		if (fx.vm.ram[HDR(0, i) + 16] != want)
+			fail_msg("request %u: status %u, expected %u", i, fx.vm.ram[HDR(0, i) + 16], want);
+	}
+}
+
+/* "N merged into M" from the disk's --trace-exits line for queue 0. */
+static void merge_stats(unsigned long long *merged, unsigned long long *into)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	assert_non_null(f);
+	virtio_blk_print_stats(f, fx.b);
+	fclose(f);
+	const char *p = strstr(text, " merged into ");
+	assert_non_null(p);
+	while (p > text && p[-1] != ' ')
+		p--;
+	assert_int_equal(sscanf(p, "%llu merged into %llu", merged, into), 2);
+	free(text);
+}
+
+static void test_merge_sequential_reads(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	/* Eight 4 KiB reads of sectors 64.. in order, one kick: one disk read. */
+	for (unsigned i = 0; i < 8; i++)
+		post_rw(i, T_IN, 64 + 8ull * i, DATA + 0x1000ull * i, 4096);
+	kick(0);
+	wait_all(8, S_OK);
+	for (uint64_t b = 0; b < 8 * 4096; b++)
+		if (fx.vm.ram[DATA + b] != pat(64 * 512 + b))
+			fail_msg("byte %llu of the merged read is wrong", (unsigned long long)b);
+	unsigned long long merged, into;
+	merge_stats(&merged, &into);
+	assert_int_equal(merged, 8);
+	assert_int_equal(into, 1);
+}
+
+static void test_merge_sequential_writes(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	/* Six writes, sizes 512 B to 64 KiB, back to back from sector 100, each
+	 * with its own fill byte: the host file must hold each at its place. */
+	static const uint32_t len[6] = { 512, 4096, 65536, 1024, 8192, 512 };
+	uint64_t sector = 100, gpa = DATA;
+	for (unsigned i = 0; i < 6; i++) {
+		memset(fx.vm.ram + gpa, 0xa0 + i, len[i]);
+		post_rw(i, T_OUT, sector, gpa, len[i]);
+		sector += len[i] / 512;
+		gpa += len[i];
+	}
+	kick(0);
+	wait_all(6, S_OK);
+	uint64_t off = 100 * 512;
+	for (unsigned i = 0; i < 6; i++) {
+		uint8_t buf[65536];
+		host_read(off, buf, len[i]);
+		for (uint32_t b = 0; b < len[i]; b++)
+			if (buf[b] != 0xa0 + i)
+				fail_msg("write %u: host byte %u is 0x%02x", i, b, buf[b]);
+		off += len[i];
+	}
+	assert_host_pattern(0, 100 * 512);
+	assert_host_pattern(off, off + 4096);
+	unsigned long long merged, into;
+	merge_stats(&merged, &into);
+	assert_int_equal(merged, 6);
+	assert_int_equal(into, 1);
+}
+
+/* Not adjacent, or not the same direction: nothing is merged, all succeed. */
+static void test_merge_only_adjacent_same_kind(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	memset(fx.vm.ram + DATA + 0x3000, 0x5a, 4096);
+	post_rw(0, T_IN, 0, DATA, 4096);              /* sectors 0..7 */
+	post_rw(1, T_IN, 16, DATA + 0x1000, 4096);    /* gap after the first */
+	post_rw(2, T_OUT, 24, DATA + 0x3000, 4096);   /* adjacent, but a write */
+	post_rw(3, T_IN, 8, DATA + 0x2000, 4096);     /* adjacent to the first, but not next */
+	kick(0);
+	wait_all(4, S_OK);
+	for (uint64_t b = 0; b < 4096; b++)
+		if (fx.vm.ram[DATA + 0x1000 + b] != pat(16 * 512 + b) ||
+		    fx.vm.ram[DATA + 0x2000 + b] != pat(8 * 512 + b))
+			fail_msg("read byte %llu is wrong", (unsigned long long)b);
+	uint8_t buf[4096];
+	host_read(24 * 512, buf, 4096);
+	assert_memory_equal(buf, fx.vm.ram + DATA + 0x3000, 4096);
+	unsigned long long merged, into;
+	merge_stats(&merged, &into);
+	assert_int_equal(merged, 0);
+	assert_int_equal(into, 0);
+}
+
+/* A merged request that fails fails every request in it. */
+static void test_merge_failure_fails_all(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES | BIT(F_RO));
+	for (unsigned i = 0; i < 4; i++)
+		post_rw(i, T_OUT, 8ull * i, DATA + 0x1000ull * i, 4096);
+	kick(0);
+	wait_all(4, S_IOERR);
+	assert_host_pattern(0, 4 * 4096);
+	unsigned long long merged, into;
+	merge_stats(&merged, &into);
+	assert_int_equal(merged, 4);
+	assert_int_equal(into, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1343,6 +1479,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_split, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_wraps_small_queue, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_two_queues, setup2, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_sequential_reads, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_sequential_writes, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_only_adjacent_same_kind, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_failure_fails_all, setup_ro, teardown),
 		cmocka_unit_test_setup_teardown(test_two_queues, setup2_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_while_active, setup2_disk, teardown),
 	};
