@@ -190,7 +190,7 @@ parse() {
 		s = substr($0, 2); p = index(s, "|"); if (p < 2) next
 		name = substr(s, 1, p - 1); rest = substr(s, p + 1); q = index(rest, "|")
 		stream = substr(rest, 1, q - 1)
-		if (stream !~ /^(out|err|dmesg|host|trace)$/ || substr(rest, q + 1, 1) != " ") next
+		if (stream !~ /^(out|err|dmesg|host|trace|first)$/ || substr(rest, q + 1, 1) != " ") next
 		print substr(rest, q + 2) >> (dir "/" name "." stream)
 	}'
 }
@@ -219,7 +219,7 @@ for attempt in 1 2; do
 	left=
 	for c in $pending; do
 		if [ -e "$tmp/$c.end" ] && [ -e "$tmp/$c.case" ]; then
-			for s in case out err dmesg host trace; do
+			for s in case out err dmesg host trace first; do
 				[ -e "$tmp/$c.$s" ] && mv "$tmp/$c.$s" "$CASEDIR/$c.$s"
 			done
 		else
@@ -465,6 +465,9 @@ check_case() {
 		why="no assertions for this case" ;;
 	esac
 	if [ -z "$why" ]; then pass "$c"; else fail "$c" "$why"; fi
+	local rerun
+	rerun=$(field "$c" rerun)
+	[ -z "$rerun" ] || echo "NOTE $c ran twice: its first attempt ended in the emulated CPU's known fault ($rerun; first attempt in $CASEDIR/$c.first)"
 }
 
 echo "1..$(echo $CASES | wc -w)"
