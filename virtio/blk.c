@@ -47,10 +47,6 @@
 #define SIZE_MAX_BYTES (1U << 20)       /* largest single segment we accept */
 #define MAX_DISCARD_SECTORS (1U << 22)  /* 2 GiB per discard/write-zeroes */
 #define WZ_UNMAP 1
-/* Adjacent reads (or writes) popped in one pass are sent to the disk as one
- * request, as QEMU does (virtio_blk_submit_multireq): fewer, larger I/Os. */
-#define MERGE_MAX_BYTES (8U << 20)
-#define MERGE_MAX_IOV   1024            /* IOV_MAX: one preadv/pwritev */
 
 struct blk_config {
 	uint64_t capacity;
@@ -81,7 +77,6 @@ struct blk_req {
 	unsigned ndata;
 	uint8_t *status;       /* the status byte in guest memory */
 	uint32_t written;      /* bytes the device wrote into the driver's buffers */
-	bool is_write;         /* an OUT request waiting in the queue's pending list */
 	struct block_req breq;
 	struct blk_req *next_free;
 };
@@ -111,21 +106,8 @@ struct blk_queue {
 	struct blk_req *reqs;
 	struct blk_req *free;
 	unsigned inflight;
-	/* Reads and writes popped in this pass, sent (merged where adjacent)
-	 * when the pass ends; one slot per ring entry. */
-	struct blk_req **pending;
-	unsigned npending;
 	/* Statistics, written by this queue's worker only. */
-	uint64_t requests, kicks, irqs, errors, merges, merged_reqs;
-};
-
-/* Several adjacent requests sent as one; lives until the disk completes it. */
-struct blk_merge {
-	struct block_req breq;
-	struct blk_queue *bq;
-	unsigned n;
-	struct blk_req **reqs;  /* the n requests, in disk order */
-	struct iovec *iov;      /* their buffers, concatenated */
+	uint64_t requests, kicks, irqs, errors;
 };
 
 struct virtio_blk {
@@ -262,84 +244,6 @@ static void submit_range_op(struct blk_req *r, uint32_t type)
 		block_write_zeroes(b->disk, &r->bq->w->eng, &r->breq);
 }
 
-static void submit_one(struct blk_req *r)
-{
-	struct virtio_blk *b = r->bq->blk;
-	if (r->is_write)
-		block_write(b->disk, &r->bq->w->eng, &r->breq);
-	else
-		block_read(b->disk, &r->bq->w->eng, &r->breq);
-}
-
-static void merge_done(void *opaque, int64_t result)
-{
-	struct blk_merge *m = opaque;
-	for (unsigned i = 0; i < m->n; i++) {
-		struct blk_req *r = m->reqs[i];
-		if (result >= 0 && !r->is_write)
-			r->written = (uint32_t)r->breq.len;
-		complete(r, result < 0 ? BLK_S_IOERR : BLK_S_OK);
-	}
-	free(m);
-}
-
-/* Sends reqs[0..n) (adjacent, same direction, in disk order) as one request;
- * false when there is no memory for it (the caller sends them one by one). */
-static bool submit_merged(struct blk_queue *bq, struct blk_req **reqs, unsigned n, uint64_t bytes,
-			  unsigned iovs)
-{
-	struct blk_merge *m = malloc(sizeof(*m) + n * sizeof(*m->reqs) + iovs * sizeof(*m->iov));
-	if (!m)
-		return false;
-	m->bq = bq;
-	m->n = n;
-	m->reqs = (struct blk_req **)(m + 1);
-	m->iov = (struct iovec *)(m->reqs + n);
-	unsigned k = 0;
-	for (unsigned i = 0; i < n; i++) {
-		m->reqs[i] = reqs[i];
-		memcpy(&m->iov[k], reqs[i]->data, reqs[i]->ndata * sizeof(*m->iov));
-		k += reqs[i]->ndata;
-	}
-	m->breq = (struct block_req){ .offset = reqs[0]->breq.offset, .len = bytes, .iov = m->iov,
-				      .iovcnt = iovs, .done = merge_done, .opaque = m };
-	bq->merges++;
-	bq->merged_reqs += n;
-	struct block *disk = bq->blk->disk;
-	if (reqs[0]->is_write)
-		block_write(disk, &bq->w->eng, &m->breq);
-	else
-		block_read(disk, &bq->w->eng, &m->breq);
-	return true;
-}
-
-/* Sends the reads and writes popped so far, joining each run of requests
- * that continue one another on the disk (in the order the driver made them
- * available: a sequential stream arrives in order). */
-static void submit_pending(struct blk_queue *bq)
-{
-	struct blk_req **p = bq->pending;
-	unsigned i = 0;
-	while (i < bq->npending) {
-		uint64_t end = p[i]->breq.offset + p[i]->breq.len, bytes = p[i]->breq.len;
-		unsigned iovs = p[i]->ndata, j = i + 1;
-		while (j < bq->npending && bytes && p[j]->is_write == p[i]->is_write &&
-		       p[j]->breq.offset == end && p[j]->breq.len &&
-		       p[j]->breq.len <= MERGE_MAX_BYTES - bytes &&
-		       p[j]->ndata <= MERGE_MAX_IOV - iovs) {
-			end += p[j]->breq.len;
-			bytes += p[j]->breq.len;
-			iovs += p[j]->ndata;
-			j++;
-		}
-		if (j - i == 1 || !submit_merged(bq, &p[i], j - i, bytes, iovs))
-			for (unsigned k = i; k < j; k++)
-				submit_one(p[k]);
-		i = j;
-	}
-	bq->npending = 0;
-}
-
 static void submit(struct blk_req *r)
 {
 	struct blk_queue *bq = r->bq;
@@ -378,8 +282,7 @@ static void submit(struct blk_req *r)
 		r->breq.iov = r->data;
 		r->breq.iovcnt = r->ndata;
 		r->breq.done = read_done;
-		r->is_write = false;
-		bq->pending[bq->npending++] = r;
+		block_read(b->disk, &bq->w->eng, &r->breq);
 		return;
 	case BLK_T_OUT:
 		if (!collect_data(r, e->out, e->nout, sizeof(hdr), 0) ||
@@ -389,12 +292,9 @@ static void submit(struct blk_req *r)
 		r->breq.iov = r->data;
 		r->breq.iovcnt = r->ndata;
 		r->breq.done = io_done;
-		r->is_write = true;  /* read-only disk: the block layer fails it (-EROFS) */
-		bq->pending[bq->npending++] = r;
+		block_write(b->disk, &bq->w->eng, &r->breq); /* read-only: fails with -EROFS */
 		return;
 	case BLK_T_FLUSH:
-		/* Keep the order of submission: what was popped before it goes first. */
-		submit_pending(bq);
 		r->breq.done = io_done;
 		block_flush(b->disk, &bq->w->eng, &r->breq);
 		return;
@@ -414,7 +314,6 @@ static void submit(struct blk_req *r)
 			complete(r, BLK_S_UNSUPP);
 			return;
 		}
-		submit_pending(bq);
 		submit_range_op(r, hdr.type);
 		return;
 	default:
@@ -445,7 +344,6 @@ static void drain_queue(struct blk_queue *bq)
 			if (n == -EPROTO) {
 				bq->free = r;
 				bq->inflight--;
-				submit_pending(bq);
 				virtio_set_needs_reset(&b->vd);
 				return;
 			}
@@ -463,7 +361,6 @@ static void drain_queue(struct blk_queue *bq)
 			}
 			submit(r);
 		}
-		submit_pending(bq);
 		if (!bq->free) {
 			/* Every slot busy: kicks stay off until completions
 			 * free a slot and the thread drains again. */
@@ -585,7 +482,6 @@ static void reset_queue(struct blk_queue *bq, const struct virtio_queue *vq)
 	bq->notify_pending = false;
 	bq->free = NULL;
 	bq->inflight = 0;
-	bq->npending = 0;
 	for (unsigned j = 0; j < vq->size; j++) {
 		bq->reqs[j].bq = bq;
 		bq->reqs[j].next_free = bq->free;
@@ -677,8 +573,7 @@ int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_
 		b->queues[i].index = i;
 		b->queues[i].w = &b->workers[per_disk ? 0 : i];
 		b->queues[i].reqs = calloc(QUEUE_SIZE, sizeof(struct blk_req));
-		b->queues[i].pending = calloc(QUEUE_SIZE, sizeof(struct blk_req *));
-		if (!b->queues[i].reqs || !b->queues[i].pending) {
+		if (!b->queues[i].reqs) {
 			r = -ENOMEM;
 			goto fail;
 		}
@@ -709,10 +604,8 @@ void virtio_blk_free(struct virtio_blk *b)
 		return;
 	if (b->vd.ops)
 		virtio_dev_free(&b->vd);
-	for (unsigned i = 0; i < b->nqueues; i++) {
+	for (unsigned i = 0; i < b->nqueues; i++)
 		free(b->queues[i].reqs);
-		free(b->queues[i].pending);
-	}
 	if (b->disk)
 		block_close(b->disk);
 	free(b);
@@ -724,13 +617,10 @@ void virtio_blk_print_stats(FILE *f, struct virtio_blk *b)
 		struct blk_queue *q = &b->queues[i];
 		if (!q->requests)
 			continue;
-		fprintf(f,
-			"  %s %s q%u: %llu requests, %llu kicks, %llu interrupts, %llu errors,"
-			" %llu merged into %llu\r\n",
+		fprintf(f, "  %s %s q%u: %llu requests, %llu kicks, %llu interrupts, %llu errors\r\n",
 			b->name, b->disk->path, i, (unsigned long long)q->requests,
 			(unsigned long long)q->kicks, (unsigned long long)q->irqs,
-			(unsigned long long)q->errors, (unsigned long long)q->merged_reqs,
-			(unsigned long long)q->merges);
+			(unsigned long long)q->errors);
 	}
 	fprintf(f, "  %s %s: %llu kicks by exit, %llu malformed requests\r\n", b->name,
 		b->disk->path, (unsigned long long)atomic_load(&b->vd.notify_exits),
