@@ -159,14 +159,17 @@ class Qemu(Guest):
 
 
 class Kvmini(Guest):
-    def __init__(self, name, args, iothread="queue"):
+    def __init__(self, name, args, iothread="queue", binary=None):
         super().__init__(name, args)
         self.iothread = iothread
+        self.binary = binary or args.kvmini
 
     def cmd(self, cmdline):
         a = self.args
-        disk = f"path={a.file},format=raw,cache=none,queues={a.queues},iothread={self.iothread}"
-        return [a.kvmini, "run", "--kernel", a.guest, "--debug-exit", "--console", "stdio",
+        disk = f"path={a.file},format=raw,cache=none,queues={a.queues}"
+        if self.iothread != "queue":
+            disk += f",iothread={self.iothread}"
+        return [self.binary, "run", "--kernel", a.guest, "--debug-exit", "--console", "stdio",
                 "--memory", "512M", "--disk", disk, "--trace-exits", "--cmdline", cmdline]
 
 
@@ -201,6 +204,8 @@ def main():
     ap.add_argument("--engines", default="host,qemu,kvmini",
                     help="host,qemu,kvmini,kvmini-iodisk (default %(default)s)")
     ap.add_argument("--queues", type=int, default=1, help="virtqueues of the disk (default 1)")
+    ap.add_argument("--kvmini-base", help="a second kvmini binary (e.g. built before a change), "
+                    "run as engine 'kvmini-base' interleaved with the others")
     ap.add_argument("--fio-engine", default="io_uring",
                     help="fio --ioengine of the host baseline (default io_uring; libaio for comparison)")
     ap.add_argument("--timeout", type=float, default=120)
@@ -230,6 +235,8 @@ def main():
                 runners["kvmini"] = Kvmini("kvmini", args)
             if "kvmini-iodisk" in engines:
                 runners["kvmini-iodisk"] = Kvmini("kvmini-iodisk", args, "disk")
+            if args.kvmini_base:
+                runners["kvmini-base"] = Kvmini("kvmini-base", args, binary=args.kvmini_base)
         else:
             why = ("no --kvmini binary given" if not args.kvmini else
                    f"{args.kvmini} is not executable" if not os.access(args.kvmini, os.X_OK) else
@@ -276,7 +283,7 @@ def main():
                     if args.verbose:
                         extra = "".join(f" {k}={v:.4g}" for k, v in res.items() if k != "iops")
                         log(f"  {op} {bsname} qd{qd} {name} #{r + 1}: {res['iops']:.0f} IOPS{extra}")
-            for name in ("kvmini", "kvmini-iodisk"):
+            for name in ("kvmini", "kvmini-iodisk", "kvmini-base"):
                 if name in runners and name in results.get(key, {}):
                     try:
                         kv_idle[(key, name)] = runners[name].run(op, bs, qd, 0).get("exits")
@@ -297,7 +304,7 @@ def main():
         ios = per.get("ios", 0)
         host_med = None
         seq = bs >= 1 << 20
-        for name in ("host", "qemu", "kvmini", "kvmini-iodisk"):
+        for name in ("host", "qemu", "kvmini-base", "kvmini", "kvmini-iodisk"):
             rs = per.get(name)
             if not rs:
                 continue
