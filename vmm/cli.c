@@ -175,6 +175,8 @@ static int parse_disk(const char *arg, struct vm_config *cfg)
 		*v++ = '\0';
 		bool on = !strcmp(v, "on"), off = !strcmp(v, "off");
 		if (!strcmp(kv, "path") && *v) {
+			/* Given twice, the last one counts: drop the earlier copy. */
+			free((char *)d->block.path);
 			d->block.path = strdup(v);
 			if (!d->block.path)
 				r = -ENOMEM;
@@ -216,9 +218,14 @@ static int parse_disk(const char *arg, struct vm_config *cfg)
 	free(copy);
 	if (!r && !d->block.path)
 		r = bad("--disk", arg, "path=FILE is required");
-	if (!r)
-		cfg->ndisks++;
-	return r;
+	if (r) {
+		/* A refused disk is not counted, so nobody else would free it. */
+		free((char *)d->block.path);
+		d->block.path = NULL;
+		return r;
+	}
+	cfg->ndisks++;
+	return 0;
 }
 
 enum {
