@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of tests/fuzz/corpus/<target>/seed-* (deterministic).
+
+Seeds are small hand-made inputs that reach each parser's accept path and
+each of its refusals, so that a fuzzer starts past the first checks and the
+replay test covers nearly every branch on its own. Inputs kept from fuzzing
+runs (found-*, crash-*) live next to them and are not touched here.
+
+    tests/fuzz/gen_corpus.py            # rewrites every seed-* file
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(bytes(data))
+
+
+# ---- virtq: see the input layout at the top of fuzz_virtq.c ----------------
+
+NEXT, WRITE, INDIRECT = 1, 2, 4
+HIGH = 1 << 32
+
+
+class Q:
+    """A fake driver writing a compact guest RAM image (desc at 0, avail
+    right after, used 4-aligned after that, then free space for tables)."""
+
+    def __init__(self, log2, event_idx=False, indirect=False, high=False):
+        self.n = 1 << log2
+        self.cfg = log2 | (0x10 if event_idx else 0) | (0x20 if indirect else 0) | (0x80 if high else 0)
+        self.desc = 0
+        self.avail = 16 * self.n
+        self.used = (self.avail + 6 + 2 * self.n + 3) & ~3
+        self.free = (self.used + 6 + 8 * self.n + 15) & ~15
+        self.ram = bytearray(self.free)
+        self.idx = 0
+        self.next = 0
+        self.ops = []
+        self.addrs = None
+        self.raw_size = 0
+
+    def w(self, off, fmt, *v):
+        end = off + struct.calcsize(fmt)
+        if end > len(self.ram):
+            self.ram.extend(bytes(end - len(self.ram)))
+        struct.pack_into(fmt, self.ram, off, *v)
+
+    def set_desc(self, table, i, addr, length, flags, nxt=0):
+        self.w(table + 16 * i, "<QIHH", addr, length, flags, nxt)
+
+    def publish(self, head):
+        self.w(self.avail + 4 + 2 * (self.idx % self.n), "<H", head)
+        self.idx = (self.idx + 1) & 0xFFFF
+        self.w(self.avail + 2, "<H", self.idx)
+
+    def table(self, entries):
+        """Room for an indirect table of entries descriptors."""
+        t = self.free
+        self.free += 16 * entries
+        self.w(self.free - 1, "<B", 0)
+        return t
+
+    def chain(self, bufs, table=None, first=None):
+        """bufs: (addr, len, writable). Lays them out as a chain and
+        returns its first descriptor; publishes it unless it is indirect."""
+        t = self.desc if table is None else table
+        tlen = self.n if table is None else len(bufs)
+        start = self.next if first is None else first
+        for i, (addr, length, wr) in enumerate(bufs):
+            d = (start + i) % tlen
+            flags = (WRITE if wr else 0) | (NEXT if i + 1 < len(bufs) else 0)
+            self.set_desc(t, d, addr, length, flags, (d + 1) % tlen)
+        if table is None:
+            self.next = (start + len(bufs)) % self.n
+            self.publish(start)
+        return start
+
+    def indirect(self, bufs, extra=0):
+        t = self.table(len(bufs))
+        self.chain(bufs, table=t, first=0)
+        head = self.next
+        self.set_desc(self.desc, head, t, 16 * len(bufs), INDIRECT | extra)
+        self.next = (head + 1) % self.n
+        self.publish(head)
+        return head
+
+    def op(self, op, arg=0, off=0, val=0):
+        self.ops.append(struct.pack("<BBHI", op, arg, off, val))
+
+    def bytes(self):
+        cfg = self.cfg | (0x40 if self.addrs else 0)
+        hdr = struct.pack("<BBH4x", cfg, len(self.ops), self.raw_size)
+        hdr += struct.pack("<QQQ", *(self.addrs or (0, 0, 0)))
+        return hdr + b"".join(self.ops) + bytes(self.ram)
+
+
+BUF = 0x8000  # data buffers: their contents need not be in the seed
+
+
+def blk_read(q):
+    return q.chain([(BUF, 16, False), (BUF + 0x1000, 4096, True), (BUF + 0x3000, 1, True)])
+
+
+def virtq_seeds():
+    q = Q(3)
+    blk_read(q)
+    write("virtq", "blk-read", q.bytes())
+
+    q = Q(3, indirect=True)
+    blk_read(q)
+    q.indirect([(BUF, 16, False), (BUF + 0x100, 512, False), (BUF + 0x400, 512, False), (BUF + 0x800, 1, True)])
+    # direct descriptors followed by an indirect one
+    t = q.table(2)
+    q.chain([(BUF + 0x10, 8, True), (BUF + 0x20, 1, True)], table=t, first=0)
+    head = q.next
+    q.set_desc(0, head, BUF, 16, NEXT, head + 1)
+    q.set_desc(0, head + 1, t, 32, INDIRECT)
+    q.next += 2
+    q.publish(head)
+    write("virtq", "indirect", q.bytes())
+
+    q = Q(3, event_idx=True, indirect=True)
+    for i in range(5):
+        q.chain([(BUF + 0x100 * i, 16, False), (BUF + 0x100 * i + 0x80, 1, True)])
+    q.w(q.avail + 4 + 2 * q.n, "<H", 3)  # used_event
+    write("virtq", "event-idx", q.bytes())
+
+    q = Q(0)
+    q.chain([(BUF, 64, True)])
+    write("virtq", "size1", q.bytes())
+
+    q = Q(8)
+    for i in range(256):
+        q.chain([(BUF + 16 * i, 16, i & 1 == 1)])
+    write("virtq", "size256-full", q.bytes())
+
+    q = Q(4)
+    q.set_desc(0, 0, BUF, 4, NEXT, 1)
+    q.set_desc(0, 1, BUF, 4, NEXT, 0)
+    q.publish(0)
+    q.set_desc(0, 2, BUF, 4, NEXT, 2)
+    q.publish(2)
+    q.set_desc(0, 3, BUF, 4, NEXT, 40)  # next out of range
+    q.publish(3)
+    q.publish(200)  # head out of range
+    write("virtq", "loops-and-indexes", q.bytes())
+
+    q = Q(3, high=True)
+    q.chain([(HIGH + 0x100, 64, False), (HIGH + 0x3FF0, 16, True)])
+    q.chain([(0xFFF0, 32, False)])             # straddles the end of low RAM
+    q.chain([(HIGH + 0x3FF8, 16, True)])       # straddles the end of high RAM
+    q.chain([(0xFFFFFFFFFFFFFFF0, 32, True)])  # wraps around 2^64
+    q.chain([(0x20000, 4, False)])             # past low RAM, below 4 GiB
+    q.chain([(0x1234567, 0, True)])            # zero length: address ignored
+    write("virtq", "addresses", q.bytes())
+
+    q = Q(3, indirect=True)
+    inner = q.table(1)
+    q.set_desc(inner, 0, BUF, 4, 0)
+    outer = q.table(1)
+    q.set_desc(outer, 0, inner, 16, INDIRECT)
+    q.set_desc(0, 0, outer, 16, INDIRECT)  # nested
+    q.publish(0)
+    q.set_desc(0, 1, inner, 16, INDIRECT | NEXT, 2)  # indirect with NEXT
+    q.publish(1)
+    q.set_desc(0, 2, inner, 15, INDIRECT)  # not a multiple of 16
+    q.publish(2)
+    q.set_desc(0, 3, inner, 16 * 257, INDIRECT)  # too many entries
+    q.publish(3)
+    q.set_desc(0, 4, 0xFFF8, 16, INDIRECT)  # table outside RAM
+    q.publish(4)
+    q.set_desc(0, 5, inner, 0, INDIRECT)  # empty
+    q.publish(5)
+    write("virtq", "indirect-bad", q.bytes())
+
+    q = Q(3, indirect=False)
+    inner = q.table(1)
+    q.set_desc(inner, 0, BUF, 4, 0)
+    q.set_desc(0, 0, inner, 16, INDIRECT)  # not negotiated
+    q.publish(0)
+    q.next = 1
+    q.chain([(BUF, 4, False), (BUF + 8, 4, True), (BUF + 16, 4, False)])  # order
+    write("virtq", "indirect-off-and-order", q.bytes())
+
+    q = Q(3, indirect=True)
+    t = q.table(256)
+    for i in range(256):
+        q.set_desc(t, i, BUF + 8 * i, 8, WRITE | (NEXT if i < 255 else 0), i + 1)
+    q.set_desc(0, 0, t, 16 * 256, INDIRECT)
+    q.publish(0)
+    q.set_desc(0, 1, BUF, 16, NEXT, 2)  # one more than VIRTQ_MAX_CHAIN
+    q.set_desc(0, 2, t, 16 * 256, INDIRECT)
+    q.publish(1)
+    write("virtq", "max-chain", q.bytes())
+
+    q = Q(3)
+    blk_read(q)
+    q.w(q.avail + 2, "<H", 9)  # avail idx jumps past the queue size
+    write("virtq", "avail-jump", q.bytes())
+
+    q = Q(2, event_idx=True, indirect=True)
+    for i in range(4):
+        q.chain([(BUF + 0x40 * i, 16, False), (BUF + 0x40 * i + 0x20, 1, True)])
+    q.op(0, 1, 0, 1)        # pop and push
+    q.op(2)                 # should_notify
+    q.op(3, 0)              # notifications off
+    q.op(0, 1, 3, 17)
+    q.op(3, 1)              # on again
+    q.op(4)                 # has_avail
+    q.op(1, 0, 2, 0)        # push
+    q.op(2)
+    q.op(6, 0, q.avail + 4, 0x00000001)   # driver rewrites a ring slot
+    q.op(5, 2)              # and publishes two more
+    q.op(0, 1, 0, 0)
+    q.op(0, 1, 0, 0)
+    q.op(7, 3)              # reset, re-enable with both features
+    q.op(0, 0)
+    q.op(5, 200)            # jump: -EPROTO
+    q.op(0, 0)
+    write("virtq", "script", q.bytes())
+
+    q = Q(3)
+    blk_read(q)
+    q.op(7, 0)
+    q.op(0, 1, 0, 0)
+    q.op(1, 0, 0xFFFF, 0xFFFFFFFF)
+    q.op(3, 0)
+    q.op(2)
+    write("virtq", "script-flags", q.bytes())
+
+    # Rings at addresses of the driver's choosing: high RAM ...
+    q = Q(3, high=True)
+    q.addrs = (HIGH, HIGH + 0x100, HIGH + 0x200)
+    q.op(6, 1, 0x0000, BUF)      # desc 0 addr (low half), written into high RAM
+    q.op(6, 1, 0x0008, 16)       # len
+    q.op(6, 1, 0x0104, 0)        # ring[0] = 0
+    q.op(5, 1)
+    q.op(0, 1)
+    q.op(4)
+    write("virtq", "rings-high", q.bytes())
+    # ... and addresses enable must refuse.
+    for name, addrs in (("misaligned", (8, 0x1001, 0x2002)),
+                        ("avail-odd", (0, 0x1001, 0x2000)),
+                        ("used-unaligned", (0, 0x1000, 0x2002)),
+                        ("outside", (0xFFF0, 0x1000, 0x2000)),
+                        ("avail-outside", (0, 0xFFFE, 0x2000)),
+                        ("wrap", (0, 0x1000, 0xFFFFFFFFFFFFFFFC))):
+        q = Q(3)
+        q.addrs = addrs
+        q.op(0)
+        q.op(1, 0, 1, 1)
+        q.op(3, 0)
+        q.op(4)
+        q.op(2)
+        write("virtq", "enable-" + name, q.bytes())
+    for size in (3, 512):
+        q = Q(3)
+        q.raw_size = size
+        blk_read(q)
+        write("virtq", "enable-size%d" % size, q.bytes())
+
+
+# ---- bzImage: a setup header and a tiny "kernel", no real code -------------
+
+def bzimage(setup_sects=1, version=0x020F, loadflags=0x01, xloadflags=0x03, kernel_len=512,
+            init_size=None, syssize=None, payload=None, jump=0x66, boot_flag=0xAA55,
+            magic=b"HdrS", truncate=None):
+    sects = setup_sects or 4
+    setup = (sects + 1) * 512
+    f = bytearray(setup + kernel_len)
+    f[0x1F1] = setup_sects
+    struct.pack_into("<I", f, 0x1F4, (kernel_len // 16) if syssize is None else syssize)
+    struct.pack_into("<H", f, 0x1FE, boot_flag)
+    f[0x200] = 0xEB
+    f[0x201] = jump
+    f[0x202:0x206] = magic
+    struct.pack_into("<H", f, 0x206, version)
+    f[0x211] = loadflags
+    struct.pack_into("<I", f, 0x22C, 0x7FFFFFFF)     # initrd_addr_max
+    struct.pack_into("<I", f, 0x230, 0x200000)       # kernel_alignment
+    f[0x234] = 1                                     # relocatable
+    struct.pack_into("<H", f, 0x236, xloadflags)
+    struct.pack_into("<I", f, 0x238, 2047)           # cmdline_size
+    po, pl = payload if payload else (0x100, kernel_len - 0x100)
+    struct.pack_into("<II", f, 0x248, po, pl)
+    struct.pack_into("<Q", f, 0x258, 0x1000000)      # pref_address
+    struct.pack_into("<I", f, 0x260, 0x100000 if init_size is None else init_size)
+    for i in range(setup, len(f)):
+        f[i] = (i * 7) & 0xFF
+    return f[:truncate] if truncate else f
+
+
+def bzimage_seeds():
+    write("bzimage", "valid", bzimage())
+    write("bzimage", "valid-setup0", bzimage(setup_sects=0))
+    write("bzimage", "valid-v2.10", bzimage(version=0x020A, jump=0x62))
+    write("bzimage", "valid-long-header", bzimage(setup_sects=2, jump=0xFF))
+    write("bzimage", "valid-exact-init", bzimage(kernel_len=256, init_size=256))
+    write("bzimage", "not-bzimage", bzimage(magic=b"HdrX"))
+    write("bzimage", "no-boot-flag", bzimage(boot_flag=0x55AA))
+    write("bzimage", "too-short", bzimage(truncate=0x205))
+    write("bzimage", "header-truncated", bzimage(truncate=0x250))
+    write("bzimage", "old-protocol", bzimage(version=0x0209))
+    write("bzimage", "header-len-short", bzimage(jump=0x10))
+    write("bzimage", "header-len-past-eof", bzimage(truncate=0x270, jump=0x80))
+    write("bzimage", "no-kernel", bzimage(truncate=0x400))
+    write("bzimage", "zimage", bzimage(loadflags=0))
+    write("bzimage", "no-64bit", bzimage(xloadflags=0x02))
+    write("bzimage", "init-size-0", bzimage(init_size=0))
+    write("bzimage", "init-size-small", bzimage(init_size=100))
+    write("bzimage", "syssize-past-eof", bzimage(syssize=0x1000))
+    write("bzimage", "payload-past-eof", bzimage(payload=(0x100, 0xFFFFFFFF)))
+
+
+# ---- ELF vmlinux with a PVH note --------------------------------------------
+
+PT_LOAD, PT_NOTE = 1, 4
+
+
+def note(name, ntype, desc):
+    pad = lambda b: b + bytes(-len(b) % 4)
+    return struct.pack("<III", len(name), len(desc), ntype) + pad(name) + pad(desc)
+
+
+def elf(segments, etype=2, machine=62, cls=2, data=1, phentsize=56, phnum=None, phoff=64,
+        truncate=None):
+    """segments: (type, paddr, bytes, memsz or None); the file is the
+    header, the program headers, then each segment's bytes."""
+    n = len(segments)
+    off = phoff + 56 * n
+    body = b""
+    phdrs = b""
+    for ptype, paddr, blob, memsz in segments:
+        phdrs += struct.pack("<IIQQQQQQ", ptype, 7, off + len(body), paddr, paddr, len(blob),
+                             len(blob) if memsz is None else memsz, 0x1000)
+        body += blob
+    ident = b"\x7fELF" + bytes([cls, data, 1]) + bytes(9)
+    eh = ident + struct.pack("<HHIQQQIHHHHHH", etype, machine, 1, 0x1000000, phoff, 0, 0, 64,
+                             phentsize, n if phnum is None else phnum, 64, 0, 0)
+    f = eh + bytes(phoff - 64) + phdrs + body
+    return f[:truncate] if truncate else f
+
+
+PVH = note(b"Xen\0", 18, struct.pack("<I", 0x1000200))
+
+
+def elf_seeds():
+    code = bytes(range(256))
+    write("elf", "valid", elf([(PT_LOAD, 0x1000000, code, 0x2000), (PT_NOTE, 0, PVH, None)]))
+    write("elf", "valid-notes", elf([(PT_NOTE, 0, note(b"GNU\0", 3, bytes(20)) + note(b"Xen\0", 5, b"abc") + PVH, None),
+                                     (PT_LOAD, 0x1000000, code, None),
+                                     (PT_LOAD, 0x2000000, b"", 0x1000),
+                                     (PT_LOAD, 0x1800000, code[:16], 64),
+                                     (6, 0, b"", None)]))
+    write("elf", "no-note", elf([(PT_LOAD, 0x1000000, code, None)]))
+    write("elf", "no-load", elf([(PT_NOTE, 0, PVH, None)]))
+    write("elf", "note-namesz-huge", elf([(PT_LOAD, 0x1000000, code, None),
+                                          (PT_NOTE, 0, struct.pack("<III", 0xFFFFFFFF, 4, 18) + b"Xen\0", None)]))
+    write("elf", "note-descsz-huge", elf([(PT_LOAD, 0x1000000, code, None),
+                                          (PT_NOTE, 0, struct.pack("<III", 4, 0xFFFFFFFD, 18) + b"Xen\0", None)]))
+    write("elf", "note-desc-short", elf([(PT_LOAD, 0x1000000, code, None),
+                                         (PT_NOTE, 0, note(b"Xen\0", 18, b"\1\2"), None)]))
+    write("elf", "too-many-loads", elf([(PT_LOAD, 0x1000000 + 0x1000 * i, code[:8], None) for i in range(17)] +
+                                       [(PT_NOTE, 0, PVH, None)]))
+    write("elf", "filesz-gt-memsz", elf([(PT_LOAD, 0x1000000, code, 16), (PT_NOTE, 0, PVH, None)]))
+    write("elf", "paddr-wrap", elf([(PT_LOAD, 0xFFFFFFFFFFFFF000, code, 0x2000), (PT_NOTE, 0, PVH, None)]))
+    write("elf", "segment-past-eof", elf([(PT_NOTE, 0, PVH, None), (PT_LOAD, 0x1000000, code, None)],
+                                         truncate=64 + 112 + len(PVH) + 100))
+    write("elf", "phnum-huge", elf([(PT_LOAD, 0x1000000, code, None)], phnum=1000))
+    write("elf", "phdrs-truncated", elf([(PT_LOAD, 0x1000000, code, None)], truncate=100))
+    write("elf", "bad-phentsize", elf([(PT_LOAD, 0x1000000, code, None)], phentsize=32))
+    write("elf", "dyn", elf([(PT_LOAD, 0x1000000, code, None), (PT_NOTE, 0, PVH, None)], etype=3))
+    write("elf", "elf32", elf([(PT_LOAD, 0x1000000, code, None)], cls=1))
+    write("elf", "big-endian", elf([(PT_LOAD, 0x1000000, code, None)], data=2))
+    write("elf", "aarch64", elf([(PT_LOAD, 0x1000000, code, None)], machine=183))
+    write("elf", "header-only", b"\x7fELF\x02\x01\x01" + bytes(20))
+    write("elf", "not-elf", b"MZ\x90\x00" + bytes(60))
+
+
+# ---- kvmini run arguments, NUL-separated ------------------------------------
+
+def argv(*args):
+    return b"\0".join(a.encode() for a in args)
+
+
+def cli_seeds():
+    seeds = {
+        "minimal": ("--kernel", "k"),
+        "all": ("--kernel=k", "--initrd", "i", "--cmdline", "console=ttyS0", "--cpus", "4",
+                "--memory", "1G,hugepages=on", "--console", "file=/tmp/x", "--no-reboot",
+                "--trace-exits", "--debug-exit", "-v", "-v"),
+        "disk-full": ("--kernel", "k", "--disk",
+                      "path=a.img,format=raw,readonly=on,cache=none,lock=off,serial=ABCDEFGHIJKLMNOPQRST,queues=63,iothread=disk"),
+        "disks": ("--kernel", "k", "--disk", "path=a", "--disk=path=b,format=qcow2,cache=writeback",
+                  "--disk", "path=c,iothread=queue,readonly=off,lock=on,queues=1"),
+        "disk-17": ("--kernel", "k") + tuple(x for i in range(17) for x in ("--disk", "path=d%d" % i)),
+        "disk-twice-path": ("--kernel", "k", "--disk", "path=a,path=b"),
+        "disk-errors": ("--kernel", "k", "--disk", "path=a,serial=ABCDEFGHIJKLMNOPQRSTU"),
+        "disk-badkey": ("--kernel", "k", "--disk", "path=a,bogus=1"),
+        "disk-novalue": ("--kernel", "k", "--disk", "path=a,readonly"),
+        "disk-nopath": ("--kernel", "k", "--disk", "format=raw"),
+        "disk-emptypath": ("--kernel", "k", "--disk", "path="),
+        "disk-queues": ("--kernel", "k", "--disk", "path=a,queues=64"),
+        "disk-commas": ("--kernel", "k", "--disk", ",,path=a,,"),
+        "memory-sizes": ("--kernel", "k", "--memory", "16777215T"),
+        "memory-small": ("--kernel", "k", "--memory", "4M"),
+        "memory-huge-align": ("--kernel", "k", "--memory", "1025M,hugepages=on"),
+        "memory-opts": ("--kernel", "k", "--memory", "512m,hugepages=off,hugepages=on,x"),
+        "memory-long": ("--kernel", "k", "--memory", "1" * 300),
+        "memory-range": ("--kernel", "k", "--memory", "99999999999999999999999"),
+        "cpus": ("--kernel", "k", "--cpus", "255"),
+        "unknown-long": ("--kernel", "k", "--frob"),
+        "unknown-short": ("--kernel", "k", "-vx"),
+        "takes-no-value": ("--kernel", "k", "--no-reboot=1"),
+        "not-yet": ("--kernel", "k", "--net", "tap"),
+        "console": ("--kernel", "k", "--console", "none", "--console", "stdio", "--console", "file="),
+        "cpus-nan": ("--kernel", "k", "--cpus", "two"),
+        "memory-suffixes": ("--kernel", "k", "--memory", "8192K", "--memory", "1t", "--memory", "2x"),
+        "memory-empty": ("--kernel", "k", "--memory", ""),
+        "disk-badvalue": ("--kernel", "k", "--disk", "path=a,readonly=maybe"),
+        "no-kernel": ("--cpus", "2", "--initrd", "i"),
+        "missing-value": ("--kernel",),
+        "ambiguous": ("--d", "x", "--kernel", "k"),
+        "extra-arg": ("--kernel", "k", "extra"),
+        "help": ("-h",),
+    }
+    for name, args in seeds.items():
+        write("cli_disk", name, argv(*args))
+
+
+def main():
+    for t in ("virtq", "bzimage", "elf", "cli_disk"):
+        d = os.path.join(CORPUS, t)
+        if os.path.isdir(d):
+            for n in os.listdir(d):
+                if n.startswith("seed-"):
+                    os.remove(os.path.join(d, n))
+    virtq_seeds()
+    bzimage_seeds()
+    elf_seeds()
+    cli_seeds()
+
+
+if __name__ == "__main__":
+    main()
