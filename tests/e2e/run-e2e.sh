@@ -120,10 +120,7 @@ build_images() {
 KERNEL=
 [ $REPARSE = 1 ] || build_images
 
-# thread=single: one host thread runs both emulated CPUs. Multi-threaded TCG lost a page
-# translation under a nested guest (docs/testing-e2e.md, "Known flakes"); serialising the
-# CPUs takes cross-CPU TLB-flush races out of the emulator, at some speed.
-qemu_cmd=("$QEMU" -accel tcg,thread=single -cpu max -smp 2 -m 3G -no-reboot -nic none
+qemu_cmd=("$QEMU" -accel tcg -cpu max -smp 2 -m 3G -no-reboot -nic none
 	-kernel "$KERNEL" -initrd "$IMAGES/testhost.cpio.gz")
 # shellcheck disable=SC2206
 extra=(${KVMINI_E2E_QEMU_ARGS:-})
