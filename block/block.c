@@ -1,8 +1,11 @@
 /* The format-independent half of the block layer: opening an image (path
- * checks, open flags, O_DIRECT alignment, format probe) and the submission
- * helpers that validate a request before the driver sees it. */
+ * checks, open flags, O_DIRECT alignment, the format table and probe), the
+ * submission helpers that validate a request before the driver sees it,
+ * and the completion and drain accounting. */
 #include "block/block.h"
+#include "block/driver.h"
 #include "block/io_engine.h"
+#include "vmm/iov.h"
 #include "vmm/log.h"
 
 #include <errno.h>
@@ -17,6 +20,9 @@
 
 static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
 
+/* Probed in order; raw claims everything, so it comes last. */
+static const struct block_driver *const drivers[] = { &raw_driver };
+
 static bool is_pow2(uint32_t x) { return x && !(x & (x - 1)); }
 
 /* cache=none: what O_DIRECT requires of offsets/lengths (logical block
@@ -24,12 +30,12 @@ static bool is_pow2(uint32_t x) { return x && !(x & (x - 1)); }
  * Linux >= 6.1 for files (and later kernels for block devices); otherwise a
  * block device's BLKSSZGET, else 512 — right for nearly all disks, and a
  * 4K-native disk then fails its I/O with EINVAL rather than corrupting. */
-static int direct_alignment(struct block *b, bool blkdev)
+static int direct_alignment(struct block *b, int fd, bool blkdev)
 {
 	uint32_t lbs = 0, mem = 0;
 #ifdef STATX_DIOALIGN
 	struct statx sx;
-	if (statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
 	    (sx.stx_mask & STATX_DIOALIGN)) {
 		if (sx.stx_dio_offset_align == 0)
 			return -EINVAL;  /* the file system says: no O_DIRECT */
@@ -39,7 +45,7 @@ static int direct_alignment(struct block *b, bool blkdev)
 #endif
 	if (!lbs && blkdev) {
 		int ssz = 0;
-		if (ioctl(b->fd, BLKSSZGET, &ssz) == 0 && ssz > 0)
+		if (ioctl(fd, BLKSSZGET, &ssz) == 0 && ssz > 0)
 			lbs = mem = (uint32_t)ssz;
 	}
 	if (!lbs || !is_pow2(lbs) || lbs < 512)
@@ -51,21 +57,33 @@ static int direct_alignment(struct block *b, bool blkdev)
 	return 0;
 }
 
+#define PROBE_LEN 4096
+
 /* Reads the first bytes through a buffer aligned for O_DIRECT. */
-static int probe_qcow2(struct block *b, bool *is_qcow2)
+static int probe_read(struct block *b, uint8_t *out, size_t *got)
 {
-	size_t len = b->logical_block_size > 4096 ? b->logical_block_size : 4096;
+	size_t len = b->logical_block_size > PROBE_LEN ? b->logical_block_size : PROBE_LEN;
 	void *buf;
 	if (posix_memalign(&buf, len, len))
 		return -ENOMEM;
 	ssize_t n;
 	do
-		n = pread(b->fd, buf, len, 0);
+		n = pread(b->file.fd, buf, len, 0);
 	while (n < 0 && errno == EINTR);
 	int ret = n < 0 ? -errno : 0;
-	*is_qcow2 = n >= 4 && memcmp(buf, qcow2_magic, 4) == 0;
+	*got = n > 0 ? ((size_t)n < PROBE_LEN ? (size_t)n : PROBE_LEN) : 0;
+	memcpy(out, buf, *got);
 	free(buf);
 	return ret;
+}
+
+static const struct block_driver *driver_for(enum block_format fmt, const uint8_t *buf,
+					     size_t len)
+{
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+		if (fmt == BLOCK_FMT_AUTO ? drivers[i]->probe(buf, len) : drivers[i]->format == fmt)
+			return drivers[i];
+	return NULL;
 }
 
 int block_open(struct block **out, const struct block_config *cfg)
@@ -100,7 +118,6 @@ int block_open(struct block **out, const struct block_config *cfg)
 		return -ENOMEM;
 	}
 	b->path = p;
-	b->fd = -1;
 	b->readonly = cfg->readonly;
 	b->direct = cfg->cache == BLOCK_CACHE_NONE;
 	b->logical_block_size = 512;
@@ -108,48 +125,60 @@ int block_open(struct block **out, const struct block_config *cfg)
 
 	int flags = (b->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (b->direct ? O_DIRECT : 0);
 	int ret;
-	b->fd = open(path, flags);
-	if (b->fd < 0) {
+	int fd = open(path, flags);
+	if (fd < 0) {
 		ret = -errno;
 		if (b->direct && ret == -EINVAL)
 			log_err("cache=none: the filesystem of %s does not support O_DIRECT", path);
 		else
 			log_err("disk %s: %s", path, strerror(-ret));
-		goto fail;
+		free(p);
+		free(b);
+		return ret;
 	}
+	b->file.fd = fd;
 	if (b->direct) {
-		ret = direct_alignment(b, blkdev);
+		ret = direct_alignment(b, fd, blkdev);
 		if (ret < 0) {
 			log_err("cache=none: the filesystem of %s does not support O_DIRECT", path);
-			goto fail;
+			goto fail_fd;
 		}
 	}
+	ret = file_init(&b->file, fd, p, b->readonly, b->direct, b->logical_block_size,
+			b->buf_align);
+	if (ret < 0)
+		goto fail_fd;
 
-	bool is_qcow2 = false;
-	ret = probe_qcow2(b, &is_qcow2);
+	uint8_t head[PROBE_LEN];
+	size_t got = 0;
+	ret = probe_read(b, head, &got);
 	if (ret < 0) {
 		log_err("disk %s: cannot read the image header: %s", path, strerror(-ret));
-		goto fail;
+		goto fail_file;
 	}
-	enum block_format fmt = cfg->format;
-	if (fmt == BLOCK_FMT_AUTO)
-		fmt = is_qcow2 ? BLOCK_FMT_QCOW2 : BLOCK_FMT_RAW;
-	switch (fmt) {
-	case BLOCK_FMT_RAW:
-		ret = raw_open(b);
-		break;
-	default:
-		log_err("disk %s: qcow2 images are not supported yet", path);
+	/* A qcow2 magic is never taken for raw data (kvmtool falls back to
+	 * raw, which would hand the guest the image's metadata). */
+	bool is_qcow2 = got >= 4 && memcmp(head, qcow2_magic, 4) == 0;
+	enum block_format fmt = cfg->format == BLOCK_FMT_AUTO && is_qcow2 ? BLOCK_FMT_QCOW2
+									   : cfg->format;
+	const struct block_driver *drv = driver_for(fmt, head, got);
+	if (!drv) {
+		if (fmt == BLOCK_FMT_QCOW2)
+			log_err("disk %s: qcow2 images are not supported yet", path);
+		else
+			log_err("disk %s: no driver for this image format", path);
 		ret = -ENOTSUP;
-		break;
+		goto fail_file;
 	}
+	ret = drv->open(b, cfg);
 	if (ret < 0)
-		goto fail;
+		goto fail_file;
 	*out = b;
 	return 0;
-fail:
-	if (b->fd >= 0)
-		close(b->fd);
+fail_file:
+	file_fini(&b->file);
+fail_fd:
+	close(fd);
 	free(p);
 	free(b);
 	return ret;
@@ -161,59 +190,44 @@ void block_close(struct block *b)
 		return;
 	if (b->ops && b->ops->close)
 		b->ops->close(b);
-	if (b->fd >= 0)
-		close(b->fd);
+	file_fini(&b->file);
+	close(b->file.fd);
 	free((char *)b->path);
 	free(b);
 }
 
-void block_iov_advance(struct iovec **iovp, unsigned *iovcnt, uint64_t n)
+bool block_flush_failed(const struct block *b)
 {
-	struct iovec *iov = *iovp;
-	unsigned cnt = *iovcnt;
-	while (n && cnt) {
-		if (n >= iov[0].iov_len) {
-			n -= iov[0].iov_len;
-			iov++;
-			cnt--;
-		} else {
-			iov[0].iov_base = (char *)iov[0].iov_base + n;
-			iov[0].iov_len -= n;
-			n = 0;
-		}
-	}
-	while (cnt && iov[0].iov_len == 0) {
-		iov++;
-		cnt--;
-	}
-	*iovp = iov;
-	*iovcnt = cnt;
+	return atomic_load(&b->file.flush_failed);
 }
 
-/* Failing a request without calling back into the caller: the callback
- * runs from the next io_engine_run. */
-struct fail_ctx {
-	block_done_fn done;
-	void *opaque;
-};
+/* ---- completion -------------------------------------------------------- */
 
-static void fail_cb(void *opaque, int res)
+void block_complete(struct block_req *r, int64_t res)
 {
-	struct fail_ctx f = *(struct fail_ctx *)opaque;
-	free(opaque);
-	f.done(f.opaque, res);
+	struct io_engine *e = r->e;
+	if (e->block_reqs)
+		e->block_reqs--;
+	r->done(r->opaque, res);
 }
 
-static void complete_later(struct io_engine *e, struct block_req *r, int res)
+static void complete_cb(void *opaque, int res) { block_complete(opaque, res); }
+
+void block_complete_later(struct block_req *r, int64_t res)
 {
-	struct fail_ctx *f = malloc(sizeof(*f));
-	if (!f) {
-		log_err("block: out of memory");
-		abort();
+	io_engine_defer(r->e, &r->post, (int)res, complete_cb, r);
+}
+
+int block_drain(struct block *b, struct io_engine *e)
+{
+	if (b->ops && b->ops->drain)
+		b->ops->drain(b, e);
+	while (e->block_reqs || e->holds) {
+		int n = io_engine_run(e, true);
+		if (n < 0)
+			return n;
 	}
-	f->done = r->done;
-	f->opaque = r->opaque;
-	io_engine_defer(e, res, fail_cb, f);
+	return 0;
 }
 
 /* offset + len inside the image, without overflowing. */
@@ -232,15 +246,10 @@ static bool aligned(const struct block *b, uint64_t offset, uint64_t len)
  * trusted); -1 when the sum overflows. */
 static int64_t iov_bytes(const struct block_req *r)
 {
-	uint64_t sum = 0;
 	if (r->iovcnt && !r->iov)
 		return -1;
-	for (unsigned i = 0; i < r->iovcnt; i++) {
-		if (r->iov[i].iov_len > INT64_MAX - sum)
-			return -1;
-		sum += r->iov[i].iov_len;
-	}
-	return (int64_t)sum;
+	size_t sum = iov_size(r->iov, r->iovcnt);
+	return sum > INT64_MAX ? -1 : (int64_t)sum;
 }
 
 /* Reads and writes: the result is the byte count, so it must fit an int
@@ -252,77 +261,102 @@ static int check_rw(struct block *b, struct block_req *r, bool write, int64_t *l
 	if (write && b->readonly)
 		return -EROFS;
 	*len = iov_bytes(r);
-	if (*len < 0 || *len > MAX_RW_BYTES || r->iovcnt > IOV_MAX)
+	if (*len < 0 || *len > MAX_RW_BYTES || r->iovcnt > BLOCK_MAX_IOV)
 		return -EINVAL;
 	if (!in_range(b, r->offset, (uint64_t)*len) || !aligned(b, r->offset, (uint64_t)*len))
 		return -EINVAL;
 	return 0;
 }
 
-static void submit(struct block *b, struct io_engine *e, struct block_req *r,
-		   int (*op)(struct block *, struct io_engine *, struct block_req *))
+/* Every request enters here: counted on its engine until block_complete,
+ * and failed from the next run when it is refused. */
+static void start(struct block *b, struct io_engine *e, struct block_req *r)
 {
-	int ret = op ? op(b, e, r) : -EOPNOTSUPP;
+	r->e = e;
+	e->block_reqs++;
+}
+
+static void submit(struct block *b, struct block_req *r,
+		   int (*op)(struct block *, struct block_req *))
+{
+	int ret = op ? op(b, r) : -EOPNOTSUPP;
 	if (ret < 0)
-		complete_later(e, r, ret);
+		block_complete_later(r, ret);
+}
+
+/* The driver's working area must be there when the driver needs one. */
+static bool has_priv(const struct block *b, const struct block_req *r)
+{
+	return b->req_priv_size == 0 || r->drv;
+}
+
+static void read_or_write(struct block *b, struct io_engine *e, struct block_req *r, bool write)
+{
+	int64_t len;
+	start(b, e, r);
+	int ret = has_priv(b, r) ? check_rw(b, r, write, &len) : -EINVAL;
+	if (ret < 0)
+		block_complete_later(r, ret);
+	else if (len == 0)
+		block_complete_later(r, 0);
+	else
+		submit(b, r, write ? b->ops->write : b->ops->read);
 }
 
 void block_read(struct block *b, struct io_engine *e, struct block_req *r)
 {
-	int64_t len;
-	int ret = check_rw(b, r, false, &len);
-	if (ret == 0 && len == 0)
-		complete_later(e, r, 0);
-	else if (ret < 0)
-		complete_later(e, r, ret);
-	else
-		submit(b, e, r, b->ops->read);
+	read_or_write(b, e, r, false);
 }
 
 void block_write(struct block *b, struct io_engine *e, struct block_req *r)
 {
-	int64_t len;
-	int ret = check_rw(b, r, true, &len);
-	if (ret == 0 && len == 0)
-		complete_later(e, r, 0);
-	else if (ret < 0)
-		complete_later(e, r, ret);
-	else
-		submit(b, e, r, b->ops->write);
+	read_or_write(b, e, r, true);
 }
 
 void block_flush(struct block *b, struct io_engine *e, struct block_req *r)
 {
+	start(b, e, r);
 	/* fsyncgate: after a failed fdatasync the kernel may have dropped the
-	 * dirty pages and a second fdatasync would "succeed". */
-	if (b->flush_failed)
-		complete_later(e, r, -EIO);
+	 * dirty pages and a second fdatasync would "succeed". The host-file
+	 * layer checks again under its lock. */
+	if (!has_priv(b, r))
+		block_complete_later(r, -EINVAL);
+	else if (block_flush_failed(b))
+		block_complete_later(r, -EIO);
 	else
-		submit(b, e, r, b->ops->flush);
+		submit(b, r, b->ops->flush);
 }
 
 void block_discard(struct block *b, struct io_engine *e, struct block_req *r)
 {
-	if (b->readonly)
-		complete_later(e, r, -EROFS);
+	start(b, e, r);
+	if (!has_priv(b, r))
+		block_complete_later(r, -EINVAL);
+	else if (b->readonly)
+		block_complete_later(r, -EROFS);
 	else if (!in_range(b, r->offset, r->len))
-		complete_later(e, r, -EINVAL);
+		block_complete_later(r, -EINVAL);
 	else if (!b->discard_supported)
-		complete_later(e, r, -EOPNOTSUPP);
+		block_complete_later(r, -EOPNOTSUPP);
 	else if (r->len == 0)
-		complete_later(e, r, 0);
+		block_complete_later(r, 0);
 	else
-		submit(b, e, r, b->ops->discard);
+		submit(b, r, b->ops->discard);
 }
 
 void block_write_zeroes(struct block *b, struct io_engine *e, struct block_req *r)
 {
-	if (b->readonly)
-		complete_later(e, r, -EROFS);
+	start(b, e, r);
+	if (!has_priv(b, r))
+		block_complete_later(r, -EINVAL);
+	else if (b->readonly)
+		block_complete_later(r, -EROFS);
 	else if (!in_range(b, r->offset, r->len) || !aligned(b, r->offset, r->len))
-		complete_later(e, r, -EINVAL);
+		block_complete_later(r, -EINVAL);
+	else if (!b->write_zeroes_supported)
+		block_complete_later(r, -EOPNOTSUPP);
 	else if (r->len == 0)
-		complete_later(e, r, 0);
+		block_complete_later(r, 0);
 	else
-		submit(b, e, r, b->ops->write_zeroes);
+		submit(b, r, b->ops->write_zeroes);
 }

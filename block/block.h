@@ -1,14 +1,23 @@
 /* The block-driver interface: what virtio-blk (and kvmini-img) see of a disk
  * image, whatever its format. Every operation is asynchronous on the calling
- * thread's I/O engine and completes through a callback on that thread. */
+ * thread's I/O engine and completes through a callback on that thread.
+ *
+ * Threads: one struct block is shared by every I/O thread of its disk
+ * (one per virtqueue by default). Requests may be submitted on several
+ * engines at once; a request and its completion belong to the engine it
+ * was submitted on. The fields below are set at open and read-only after;
+ * a driver guards its own shared state (block/file.h, block/qcow2*.c). */
 #ifndef KVMINI_BLOCK_H
 #define KVMINI_BLOCK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
-struct io_engine;
+#include "block/file.h"
+#include "block/io_engine.h"
+
 struct block;
 
 enum block_format { BLOCK_FMT_AUTO, BLOCK_FMT_RAW, BLOCK_FMT_QCOW2 };
@@ -28,20 +37,31 @@ typedef void (*block_done_fn)(void *opaque, int64_t result);
 struct block_req {
 	uint64_t offset;             /* bytes */
 	const struct iovec *iov;     /* caller keeps iov and buffers alive until done */
-	unsigned iovcnt;
+	unsigned iovcnt;             /* at most BLOCK_MAX_IOV */
 	uint64_t len;                /* for discard/write_zeroes: length; else sum of iov */
 	bool may_unmap;              /* write_zeroes: may deallocate */
 	block_done_fn done;
 	void *opaque;
+	/* The driver's working area for this request: block_req_priv_size(b)
+	 * bytes, 16-byte aligned, owned by the caller (allocated once, with
+	 * the request), so the data path allocates nothing. */
+	void *drv;
+	/* private to the block layer */
+	struct io_engine *e;
+	struct io_post post;
 };
 
 struct block_ops {
 	const char *name;
-	int (*read)(struct block *b, struct io_engine *e, struct block_req *r);
-	int (*write)(struct block *b, struct io_engine *e, struct block_req *r);
-	int (*flush)(struct block *b, struct io_engine *e, struct block_req *r);
-	int (*discard)(struct block *b, struct io_engine *e, struct block_req *r);
-	int (*write_zeroes)(struct block *b, struct io_engine *e, struct block_req *r);
+	int (*read)(struct block *b, struct block_req *r);
+	int (*write)(struct block *b, struct block_req *r);
+	int (*flush)(struct block *b, struct block_req *r);
+	int (*discard)(struct block *b, struct block_req *r);
+	int (*write_zeroes)(struct block *b, struct block_req *r);
+	/* Optional: start writing back what the driver caches for requests
+	 * of engine e (metadata); block_drain then waits for it. */
+	void (*drain)(struct block *b, struct io_engine *e);
+	/* Synchronous: write caches back, release the driver's state. */
 	void (*close)(struct block *b);
 };
 
@@ -56,22 +76,22 @@ struct block {
 	bool readonly;
 	bool direct;                 /* cache=none: O_DIRECT */
 	bool discard_supported;
-	int fd;
-	/* Once an fdatasync fails, the page cache may have dropped the dirty
-	 * data: no later flush may claim success (the "fsyncgate" rule). */
-	bool flush_failed;
+	bool write_zeroes_supported;
+	struct host_file file;       /* the image file itself */
+	size_t req_priv_size;        /* what each block_req's drv must hold */
 	void *priv;                  /* driver state */
 };
 
-/* cfg->lock is not implemented yet (it belongs to the qcow2 issue) and is
- * ignored. block_open fills path, readonly, direct, fd, logical_block_size
- * and buf_align, probes the format, then the driver's open sets ops, size,
- * discard_supported and priv. */
-
 /* Opens the image with the driver its format names (auto: probe). Errors
- * are logged in one line; -ENOENT/-EISDIR/-EINVAL etc. are the user's. */
+ * are logged in one line; -ENOENT/-EISDIR/-EINVAL etc. are the user's.
+ * cfg->lock is not implemented yet (it belongs to the qcow2 issue). */
 int block_open(struct block **out, const struct block_config *cfg);
+/* Writes caches back and closes. Call after block_drain on every engine
+ * that submitted requests. */
 void block_close(struct block *b);
+static inline size_t block_req_priv_size(const struct block *b) { return b->req_priv_size; }
+/* fsyncgate state: true once a flush of the image failed. */
+bool block_flush_failed(const struct block *b);
 
 /* Submission helpers: check bounds and read-only, then call the driver. A
  * request that fails validation completes immediately with -EINVAL/-EROFS
@@ -82,23 +102,19 @@ void block_close(struct block *b);
  *   used); result = that count. Length 0 completes with 0.
  *   cache=none: offset and length must be multiples of logical_block_size
  *   (-EINVAL otherwise, also for write_zeroes); misaligned buffers are fine.
- *   flush: 0, or -EIO for ever once one failed (flush_failed).
+ *   flush: 0, or -EIO for ever once one failed (block_flush_failed).
  *   discard: -EOPNOTSUPP when !discard_supported; otherwise 0 (a hint: a
  *   file system without hole punching ignores it).
  *   write_zeroes: 0; the range reads back zero afterwards.
- * The struct block_req itself may be reused once the call returns. */
+ * The struct block_req must stay alive until its callback ran. */
 void block_read(struct block *b, struct io_engine *e, struct block_req *r);
 void block_write(struct block *b, struct io_engine *e, struct block_req *r);
 void block_flush(struct block *b, struct io_engine *e, struct block_req *r);
 void block_discard(struct block *b, struct io_engine *e, struct block_req *r);
 void block_write_zeroes(struct block *b, struct io_engine *e, struct block_req *r);
 
-/* After a short transfer of n bytes: drops the segments done (and empty
- * ones at the front) and trims the partly done one, editing *iov (a
- * caller-owned copy of the array) in place. */
-void block_iov_advance(struct iovec **iov, unsigned *iovcnt, uint64_t n);
-
-/* Drivers: the open function of each format, called by block_open. */
-int raw_open(struct block *b);
+/* Runs e until every request submitted on it has completed and the
+ * driver's write-back for them is done. 0 or the engine's -errno. */
+int block_drain(struct block *b, struct io_engine *e);
 
 #endif

@@ -92,6 +92,7 @@ struct blk_worker {
 	int stop_fd;
 	uint64_t stop_buf;
 	atomic_bool stopping;
+	bool failed;           /* the worker stopped serving: NEEDS_RESET was set */
 	uint64_t batches;
 };
 
@@ -104,6 +105,7 @@ struct blk_queue {
 	bool notify_pending;
 	bool starved;          /* drain stopped with kicks off because every slot was busy */
 	struct blk_req *reqs;
+	void *drv_area;        /* the block driver's area of each request */
 	struct blk_req *free;
 	unsigned inflight;
 	/* Statistics, written by this queue's worker only. */
@@ -121,6 +123,23 @@ struct virtio_blk {
 	struct blk_worker workers[VIRTIO_MAX_QUEUES];
 };
 
+/* The block driver's area of each request, rounded for alignment. */
+static size_t drv_stride(const struct block *disk)
+{
+	return (block_req_priv_size(disk) + 63) & ~(size_t)63;
+}
+
+/* Not zeroed: the driver sets up its area for every request, and pages
+ * nobody touches (requests never in flight at once) cost nothing. */
+static void *drv_area_alloc(const struct block *disk)
+{
+	void *p;
+	size_t stride = drv_stride(disk);
+	if (!stride || posix_memalign(&p, 64, QUEUE_SIZE * stride))
+		return NULL;
+	return p;
+}
+
 static uint64_t blk_features(struct virtio_dev *vd)
 {
 	struct virtio_blk *b = vd->priv;
@@ -130,8 +149,12 @@ static uint64_t blk_features(struct virtio_dev *vd)
 		f |= 1ULL << BLK_F_MQ;
 	if (b->disk->readonly)
 		f |= 1ULL << BLK_F_RO;
-	else if (b->disk->discard_supported)
-		f |= (1ULL << BLK_F_DISCARD) | (1ULL << BLK_F_WRITE_ZEROES);
+	else {
+		if (b->disk->discard_supported)
+			f |= 1ULL << BLK_F_DISCARD;
+		if (b->disk->write_zeroes_supported)
+			f |= 1ULL << BLK_F_WRITE_ZEROES;
+	}
 	return f;
 }
 
@@ -171,7 +194,10 @@ static void read_done(void *opaque, int64_t result)
 }
 
 /* Builds r->data from the element: for reads the writable buffers minus the
- * status byte, for writes the readable buffers minus the 16-byte header. */
+ * status byte, for writes the readable buffers minus the 16-byte header.
+ * The limits we advertise hold: at most seg_max data segments, none longer
+ * than size_max (a guest breaking them gets an I/O error, and the host
+ * never works on more than it promised). */
 static bool collect_data(struct blk_req *r, const struct iovec *iov, unsigned n, size_t skip,
 			 size_t drop_tail)
 {
@@ -195,6 +221,8 @@ static bool collect_data(struct blk_req *r, const struct iovec *iov, unsigned n,
 		skip = 0;
 		if (len > want)
 			len = want;
+		if (r->ndata == SEG_MAX || len > SIZE_MAX_BYTES)
+			return false;
 		r->data[r->ndata].iov_base = base;
 		r->data[r->ndata].iov_len = len;
 		r->ndata++;
@@ -375,10 +403,24 @@ static void drain_queue(struct blk_queue *bq)
 
 static void on_kick(void *opaque, int res);
 
+/* The queue cannot be served any more (the ring refused an SQE, or the
+ * engine failed): the driver must reset the device, which stops the worker.
+ * One line, then NEEDS_RESET rather than a silent, stuck queue. */
+static void worker_failed(struct blk_worker *w, const char *what, int err)
+{
+	if (!w->failed)
+		log_err("%s %s queue %u: %s: %s; the device needs a reset", w->blk->name,
+			w->blk->disk->path, w->first, what, strerror(-err));
+	w->failed = true;
+	virtio_set_needs_reset(&w->blk->vd);
+}
+
 static void arm_kick(struct blk_queue *bq)
 {
-	io_engine_read_eventfd(&bq->w->eng, bq->blk->vd.queues[bq->index].kick_fd, &bq->kick_buf,
-			       on_kick, bq);
+	int r = io_engine_read_eventfd(&bq->w->eng, bq->blk->vd.queues[bq->index].kick_fd,
+				       &bq->kick_buf, on_kick, bq);
+	if (r < 0)
+		worker_failed(bq->w, "cannot wait for kicks", r);
 }
 
 static void on_kick(void *opaque, int res)
@@ -423,7 +465,13 @@ static void *worker_thread(void *arg)
 	struct blk_worker *w = arg;
 	struct virtio_blk *b = w->blk;
 	struct blk_queue *q0 = &b->queues[w->first], *qend = q0 + w->count;
-	io_engine_read_eventfd(&w->eng, w->stop_fd, &w->stop_buf, on_stop, w);
+	int r = io_engine_read_eventfd(&w->eng, w->stop_fd, &w->stop_buf, on_stop, w);
+	if (r < 0) {
+		/* Without the stop read the thread could not be told to end;
+		 * serve nothing and wait for the reset's stop_worker. */
+		worker_failed(w, "cannot wait for the stop signal", r);
+		return NULL;
+	}
 	/* Requests may have been queued before DRIVER_OK; some (GET_ID, bad
 	 * requests) complete without disk I/O, so notify right away. */
 	for (struct blk_queue *bq = q0; bq < qend; bq++) {
@@ -436,7 +484,7 @@ static void *worker_thread(void *arg)
 	while (!atomic_load(&w->stopping) || worker_busy(w)) {
 		int n = io_engine_run(&w->eng, true);
 		if (n < 0 && n != -EINTR && n != -EAGAIN) {
-			log_err("%s queue %u: io_uring: %s", b->name, w->first, strerror(-n));
+			worker_failed(w, "io_uring", n);
 			break;
 		}
 		w->batches++;
@@ -450,6 +498,10 @@ static void *worker_thread(void *arg)
 			flush_notify(bq);
 		}
 	}
+	/* Write-back the driver started for our requests ends before the
+	 * engine does. */
+	if (!w->failed && (r = block_drain(b->disk, &w->eng)) < 0)
+		worker_failed(w, "drain", r);
 	return NULL;
 }
 
@@ -482,8 +534,10 @@ static void reset_queue(struct blk_queue *bq, const struct virtio_queue *vq)
 	bq->notify_pending = false;
 	bq->free = NULL;
 	bq->inflight = 0;
+	size_t drv = drv_stride(bq->blk->disk);
 	for (unsigned j = 0; j < vq->size; j++) {
 		bq->reqs[j].bq = bq;
+		bq->reqs[j].breq.drv = drv ? (uint8_t *)bq->drv_area + j * drv : NULL;
 		bq->reqs[j].next_free = bq->free;
 		bq->free = &bq->reqs[j];
 	}
@@ -511,6 +565,7 @@ static int start_worker(struct blk_worker *w)
 		return r;
 	}
 	atomic_store(&w->stopping, false);
+	w->failed = false;
 	if ((r = pthread_create(&w->thread, NULL, worker_thread, w))) {
 		io_engine_close(&w->eng);
 		close(w->stop_fd);
@@ -573,7 +628,9 @@ int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_
 		b->queues[i].index = i;
 		b->queues[i].w = &b->workers[per_disk ? 0 : i];
 		b->queues[i].reqs = calloc(QUEUE_SIZE, sizeof(struct blk_req));
-		if (!b->queues[i].reqs) {
+		bool drv = block_req_priv_size(b->disk) > 0;
+		b->queues[i].drv_area = drv ? drv_area_alloc(b->disk) : NULL;
+		if (!b->queues[i].reqs || (drv && !b->queues[i].drv_area)) {
 			r = -ENOMEM;
 			goto fail;
 		}
@@ -604,8 +661,10 @@ void virtio_blk_free(struct virtio_blk *b)
 		return;
 	if (b->vd.ops)
 		virtio_dev_free(&b->vd);
-	for (unsigned i = 0; i < b->nqueues; i++)
+	for (unsigned i = 0; i < b->nqueues; i++) {
 		free(b->queues[i].reqs);
+		free(b->queues[i].drv_area);
+	}
 	if (b->disk)
 		block_close(b->disk);
 	free(b);

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "vmm/iov.h"   /* iov_to_buf, buf_to_iov for headers and status bytes */
+
 struct vm;
 
 #define VIRTQ_MAX_SIZE   256   /* largest queue kvmini offers */
@@ -106,10 +108,5 @@ bool virtq_should_notify(struct virtq *q);
  * check virtq_has_avail() again to close the race with the driver. */
 void virtq_set_notify(struct virtq *q, bool enable);
 bool virtq_has_avail(struct virtq *q);
-
-/* Copies up to len bytes from/to the element's buffers (for headers and
- * status bytes that may be split across descriptors). Return bytes copied. */
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
-size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
 
 #endif

@@ -22,8 +22,12 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <semaphore.h>
+
 #include "block/block.h"
 #include "block/io_engine.h"
+#include "vmm/iov.h"
 
 #define TMPFS_MAGIC_NUM 0x01021994
 
@@ -109,6 +113,16 @@ static void run_until(struct io_engine *e, const int *count, int target)
 
 typedef void (*block_fn)(struct block *, struct io_engine *, struct block_req *);
 
+/* The driver's area of a request, as virtio-blk allocates it. */
+static void *drv_area(const struct block *b)
+{
+	void *p = NULL;
+	size_t n = block_req_priv_size(b);
+	if (n)
+		assert_int_equal(posix_memalign(&p, 64, n), 0);
+	return p;
+}
+
 /* Submits one request, checks that its callback did not run inside the
  * submission, runs the engine until it completes, returns the result. */
 static int64_t do_req(block_fn fn, struct block *b, struct io_engine *e, uint64_t offset,
@@ -117,11 +131,13 @@ static int64_t do_req(block_fn fn, struct block *b, struct io_engine *e, uint64_
 	struct done d = { 0, 12345 };
 	struct block_req r = {
 		.offset = offset, .iov = iov, .iovcnt = iovcnt, .len = len,
-		.may_unmap = may_unmap, .done = on_done, .opaque = &d,
+		.may_unmap = may_unmap, .done = on_done, .opaque = &d, .drv = drv_area(b),
 	};
 	fn(b, e, &r);
 	assert_int_equal(d.calls, 0);   /* never re-entrant */
 	run_until(e, &d.calls, 1);
+	assert_int_equal(e->block_reqs, 0);
+	free(r.drv);
 	return d.res;
 }
 
@@ -190,14 +206,14 @@ static void engine_many_in_flight(void **state)
 		slot[i] = (struct io_slot){ &d, i };
 		assert_int_equal(io_engine_writev(&e, fd, &wiov[i], 1, (uint64_t)i * BS, on_io, &slot[i]), 0);
 	}
-	assert_int_equal(e.queued, N);
+	assert_int_equal(e.queued, N + 1);     /* the post read is queued at init */
 	assert_int_equal(d.calls, 0);
 	assert_int_equal(io_engine_submit(&e), 0);
 	assert_int_equal(e.submits, 1);        /* one system call for 200 ops */
 	assert_int_equal(e.queued, 0);
-	assert_int_equal(e.inflight, N);
+	assert_int_equal(e.inflight, N + 1);   /* and the engine's own post read */
 	run_until(&e, &d.calls, N);
-	assert_int_equal(e.inflight, 0);
+	assert_int_equal(e.inflight, 1);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(d.res[i], BS);
 
@@ -211,6 +227,7 @@ static void engine_many_in_flight(void **state)
 	assert_true(e.submits < 2 * N);       /* batched: far fewer submits than ops */
 	assert_int_equal(e.submits, 2);
 	assert_int_equal(e.completions, 2 * N);
+	assert_int_equal(e.holds, 0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(d.res[i], BS);
 		assert_memory_equal(rbuf[i], wbuf[i], BS);
@@ -225,13 +242,15 @@ static void engine_many_in_flight(void **state)
 	io_engine_close(&e);
 }
 
-/* More operations than the SQ holds: preps submit by themselves. */
+/* More operations than the SQ holds: a prep that finds the SQ full
+ * submits what is queued and takes the freed entry, so nothing queued ever
+ * exceeds the SQ and each submit carries a full SQ's worth. */
 static void engine_sq_full(void **state)
 {
-	enum { N = 50 };
+	enum { N = 50, DEPTH = 8 };
 	struct io_engine e;
-	assert_int_equal(io_engine_init(&e, 8), 0);
-	assert_int_equal(e.depth, 8);
+	assert_int_equal(io_engine_init(&e, DEPTH), 0);
+	assert_int_equal(e.depth, DEPTH);
 	char *path = make_file(N * 512, 3);
 	int fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
@@ -242,12 +261,16 @@ static void engine_sq_full(void **state)
 	for (int i = 0; i < N; i++) {
 		iov[i] = (struct iovec){ buf[i], 512 };
 		slot[i] = (struct io_slot){ &d, i };
+		uint64_t before = e.submits;
+		unsigned queued = e.queued;
 		assert_int_equal(io_engine_readv(&e, fd, &iov[i], 1, (uint64_t)i * 512, on_io, &slot[i]), 0);
+		assert_true(e.queued <= DEPTH);
+		/* A full SQ was submitted by this very prep, and only then. */
+		assert_int_equal(e.submits - before, queued == DEPTH ? 1 : 0);
 		/* Reap now and then so the CQ (16) never overflows. */
 		if (i % 8 == 7)
-			io_engine_run(&e, false);
+			assert_true(io_engine_run(&e, false) >= 0);
 	}
-	assert_true(e.submits >= N / 8 - 1);
 	run_until(&e, &d.calls, N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(d.res[i], 512);
@@ -272,7 +295,7 @@ static void engine_eventfd(void **state)
 	/* Not signalled: nothing completes. */
 	assert_int_equal(io_engine_run(&e, false), 0);
 	assert_int_equal(d.calls, 0);
-	assert_int_equal(e.inflight, 1);
+	assert_int_equal(e.inflight, 2);       /* ours and the post read */
 	uint64_t one = 5;
 	assert_int_equal(write(efd, &one, 8), 8);
 	run_until(&e, &d.calls, 1);
@@ -299,8 +322,9 @@ static void engine_defer_and_idle(void **state)
 	assert_int_equal(io_engine_run(&e, true), 0);
 	struct io_done d = { 0 };
 	struct io_slot s0 = { &d, 0 }, s1 = { &d, 1 };
-	io_engine_defer(&e, -EROFS, on_io, &s0);
-	io_engine_defer(&e, 7, on_io, &s1);
+	struct io_post p0, p1;
+	io_engine_defer(&e, &p0, -EROFS, on_io, &s0);
+	io_engine_defer(&e, &p1, 7, on_io, &s1);
 	assert_int_equal(d.calls, 0);
 	assert_int_equal(io_engine_run(&e, true), 2);
 	assert_int_equal(d.calls, 2);
@@ -371,7 +395,7 @@ static void raw_size_rounding(void **state)
 		assert_true(b->discard_supported);
 		assert_false(b->direct);
 		assert_false(b->readonly);
-		assert_false(b->flush_failed);
+		assert_false(block_flush_failed(b));
 		assert_string_equal(b->path, p);
 		block_close(b);
 		drop_file(p);
@@ -489,9 +513,11 @@ static void raw_many_requests(void **state)
 		iov[i] = (struct iovec){ buf[i], BS };
 		d[i] = (struct done){ 0, -1 };
 		r[i] = (struct block_req){ .offset = (uint64_t)i * BS, .iov = &iov[i], .iovcnt = 1,
-					   .len = BS, .done = on_done, .opaque = &d[i] };
+					   .len = BS, .done = on_done, .opaque = &d[i],
+					   .drv = drv_area(f->b) };
 		block_write(f->b, &f->e, &r[i]);
 	}
+	assert_int_equal(f->e.block_reqs, N);
 	uint64_t submits = f->e.submits;
 	for (int k = 0; k < 1000; k++) {
 		int all = 1;
@@ -509,6 +535,8 @@ static void raw_many_requests(void **state)
 	uint8_t chk[BS];
 	read_file_at(f->path, chk, BS, 17 * BS);
 	assert_memory_equal(chk, buf[17], BS);
+	for (int i = 0; i < N; i++)
+		free(r[i].drv);
 }
 
 static void raw_out_of_range(void **state)
@@ -673,23 +701,321 @@ static void raw_flush(void **state)
 	memset(buf, 0x5A, sizeof(buf));
 	assert_int_equal(rw(block_write, f->b, &f->e, 0, buf, sizeof(buf)), 4096);
 	assert_int_equal(do_req(block_flush, f->b, &f->e, 0, NULL, 0, 0, false), 0);
-	assert_false(f->b->flush_failed);
+	assert_false(block_flush_failed(f->b));
 	assert_int_equal(do_req(block_flush, f->b, &f->e, 0, NULL, 0, 0, false), 0);
 }
 
-/* fsyncgate: once a flush failed, no later flush may succeed; writes go on. */
+/* Fault injection: every fdatasync the kernel completes is reported to the
+ * caller as -EIO (what a lost NFS lease or a failing disk gives). */
+struct fault {
+	int fsyncs;            /* fdatasyncs the engine completed */
+	int fail_res;          /* what to report instead (0: the real result) */
+	sem_t *entered, *go;   /* if set: pause inside the completion */
+};
+
+static int fault_hook(void *opaque, enum io_op op, int res)
+{
+	struct fault *ft = opaque;
+	if (op != IO_OP_FSYNC)
+		return res;
+	ft->fsyncs++;
+	if (ft->entered) {
+		sem_post(ft->entered);
+		sem_wait(ft->go);
+	}
+	return ft->fail_res ? ft->fail_res : res;
+}
+
+/* fsyncgate: once a real fdatasync failed, no later flush may succeed (and
+ * none asks the kernel again); writes and reads go on. */
 static void raw_flush_failed_sticky(void **state)
 {
 	struct fixture *f = *state;
-	f->b->flush_failed = true;
+	struct fault ft = { .fail_res = -EIO };
+	f->e.fault = fault_hook;
+	f->e.fault_opaque = &ft;
 	assert_int_equal(do_req(block_flush, f->b, &f->e, 0, NULL, 0, 0, false), -EIO);
+	assert_int_equal(ft.fsyncs, 1);
+	assert_true(block_flush_failed(f->b));
+	f->e.fault = NULL;     /* the disk "recovers": it must not matter */
 	assert_int_equal(do_req(block_flush, f->b, &f->e, 0, NULL, 0, 0, false), -EIO);
 	uint8_t buf[512] = { 1, 2, 3 };
 	assert_int_equal(rw(block_write, f->b, &f->e, 512, buf, 512), 512);
 	assert_int_equal(rw(block_read, f->b, &f->e, 512, buf, 512), 512);
 	assert_int_equal(buf[2], 3);
+	f->e.fault = fault_hook;
+	ft.fail_res = 0;
 	assert_int_equal(do_req(block_flush, f->b, &f->e, 0, NULL, 0, 0, false), -EIO);
-	assert_true(f->b->flush_failed);
+	assert_int_equal(ft.fsyncs, 1);   /* answered without a new fdatasync */
+	assert_true(block_flush_failed(f->b));
+}
+
+/* ---- one image, several I/O threads ------------------------------------- */
+
+/* Another thread's posts run on the owner's thread, in order, and wake a
+ * run that waits for them (held). */
+struct poster {
+	struct io_engine *e;
+	struct io_post posts[300];
+	pthread_t owner_seen[300];
+	int order[300];
+	int ran;
+};
+
+static void on_posted(void *opaque, int res)
+{
+	struct poster *p = opaque;
+	p->owner_seen[p->ran] = pthread_self();
+	p->order[p->ran++] = res;
+	io_engine_release(p->e);
+}
+
+static void *post_thread(void *arg)
+{
+	struct poster *p = arg;
+	for (int i = 0; i < 300; i++)
+		io_engine_post(p->e, &p->posts[i], i, on_posted, p);
+	return NULL;
+}
+
+static void engine_post_cross_thread(void **state)
+{
+	struct io_engine e;
+	assert_int_equal(io_engine_init(&e, 16), 0);
+	static struct poster p;
+	memset(&p, 0, sizeof(p));
+	p.e = &e;
+	for (int i = 0; i < 300; i++)
+		io_engine_hold(&e);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, post_thread, &p), 0);
+	for (int k = 0; k < 100000 && p.ran < 300; k++)
+		assert_true(io_engine_run(&e, true) >= 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(p.ran, 300);
+	assert_int_equal(e.holds, 0);
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(p.order[i], i);
+		assert_true(pthread_equal(p.owner_seen[i], pthread_self()));
+	}
+	/* Nothing held or in flight but the post read: run(wait) returns. */
+	assert_int_equal(io_engine_run(&e, true), 0);
+	io_engine_close(&e);
+}
+
+/* One thread's share of a two-thread run: its own engine, writes to its
+ * own half of the image with a flush after every 16, all in flight. */
+struct worker_run {
+	struct block *b;
+	struct io_engine e;
+	struct fault ft;
+	int half;
+	enum { W_N = 96, W_BS = 4096 } n;
+	uint8_t buf[W_N][W_BS];
+	struct iovec iov[W_N];
+	struct block_req r[W_N + W_N / 16];
+	struct done d[W_N + W_N / 16];
+	int flush_ok, flush_err, write_ok, engine_err;
+	sem_t *ready, *start;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_run *w = arg;
+	if (w->ready)
+		sem_post(w->ready);
+	if (w->start)
+		sem_wait(w->start);
+	unsigned nr = 0;
+	for (int i = 0; i < W_N; i++) {
+		memset(w->buf[i], 0x10 * w->half + (i & 15) + 1, W_BS);
+		w->iov[i] = (struct iovec){ w->buf[i], W_BS };
+		w->r[nr] = (struct block_req){ .offset = ((uint64_t)w->half * W_N + i) * W_BS,
+					       .iov = &w->iov[i], .iovcnt = 1, .done = on_done,
+					       .opaque = &w->d[nr], .drv = malloc(8192) };
+		block_write(w->b, &w->e, &w->r[nr]);
+		nr++;
+		if (i % 16 == 15) {
+			w->r[nr] = (struct block_req){ .done = on_done, .opaque = &w->d[nr],
+						       .drv = malloc(8192) };
+			block_flush(w->b, &w->e, &w->r[nr]);
+			nr++;
+		}
+		if (i % 8 == 7 && io_engine_run(&w->e, false) < 0)
+			w->engine_err++;
+	}
+	if (block_drain(w->b, &w->e) < 0)
+		w->engine_err++;
+	for (unsigned i = 0; i < nr; i++) {
+		bool flush = w->r[i].iov == NULL;
+		if (w->d[i].calls != 1)
+			w->engine_err++;
+		else if (flush)
+			w->d[i].res == 0 ? w->flush_ok++ : w->flush_err++;
+		else if (w->d[i].res == W_BS)
+			w->write_ok++;
+		free(w->r[i].drv);
+	}
+	return NULL;
+}
+
+static void raw_two_threads(void **state)
+{
+	char *p = make_file(2 * W_N * W_BS, 2);
+	struct block *b = open_ok(p, BLOCK_FMT_AUTO, BLOCK_CACHE_WRITEBACK, false);
+	assert_true(block_req_priv_size(b) <= 8192);
+	static struct worker_run w[2];
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].b = b;
+		w[i].half = i;
+		assert_int_equal(io_engine_init(&w[i].e, 64), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(w[i].engine_err, 0);
+		assert_int_equal(w[i].write_ok, W_N);
+		assert_int_equal(w[i].flush_ok, W_N / 16);
+		assert_int_equal(w[i].e.block_reqs, 0);
+		assert_int_equal(w[i].e.holds, 0);
+		io_engine_close(&w[i].e);
+	}
+	uint8_t chk[W_BS];
+	for (int half = 0; half < 2; half++)
+		for (int i = 0; i < W_N; i += 7) {
+			read_file_at(p, chk, W_BS, ((uint64_t)half * W_N + i) * W_BS);
+			assert_int_equal(chk[0], 0x10 * half + (i & 15) + 1);
+			assert_int_equal(chk[W_BS - 1], 0x10 * half + (i & 15) + 1);
+		}
+	assert_false(block_flush_failed(b));
+	block_close(b);
+	drop_file(p);
+}
+
+/* The fsyncgate rule across threads: thread A's fdatasync fails while it
+ * is in flight; a flush submitted meanwhile on thread B must wait for it
+ * and fail too (a second fdatasync of its own would "succeed" after the
+ * kernel dropped the dirty pages), and so must every later flush. */
+struct flush_thread {
+	struct block *b;
+	struct io_engine e;
+	struct fault ft;
+	struct done d;
+	struct block_req r;
+};
+
+static void *flush_main(void *arg)
+{
+	struct flush_thread *a = arg;
+	a->r = (struct block_req){ .done = on_done, .opaque = &a->d, .drv = malloc(8192) };
+	block_flush(a->b, &a->e, &a->r);
+	while (a->d.calls == 0 && io_engine_run(&a->e, true) >= 0)
+		;
+	free(a->r.drv);
+	return NULL;
+}
+
+static void raw_flush_failure_shared(void **state)
+{
+	struct fixture *f = *state;
+	sem_t entered, go;
+	sem_init(&entered, 0, 0);
+	sem_init(&go, 0, 0);
+	static struct flush_thread a;
+	memset(&a, 0, sizeof(a));
+	a.b = f->b;
+	assert_int_equal(io_engine_init(&a.e, 16), 0);
+	a.ft = (struct fault){ .fail_res = -EIO, .entered = &entered, .go = &go };
+	a.e.fault = fault_hook;
+	a.e.fault_opaque = &a.ft;
+	struct fault bft = { 0 };
+	f->e.fault = fault_hook;      /* B: counts fdatasyncs, fails none */
+	f->e.fault_opaque = &bft;
+
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, flush_main, &a), 0);
+	sem_wait(&entered);           /* A's fdatasync is done in the kernel, not yet seen */
+	struct done d = { 0, 12345 };
+	struct block_req r = { .done = on_done, .opaque = &d, .drv = drv_area(f->b) };
+	block_flush(f->b, &f->e, &r);
+	assert_true(io_engine_run(&f->e, false) >= 0);
+	assert_int_equal(d.calls, 0);
+	assert_int_equal(f->e.holds, 1);   /* B waits for A's outcome */
+	sem_post(&go);
+	run_until(&f->e, &d.calls, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.d.res, -EIO);
+	assert_int_equal(d.res, -EIO);
+	assert_int_equal(bft.fsyncs, 0);   /* B never asked the kernel */
+	assert_int_equal(f->e.holds, 0);
+	assert_int_equal(do_req(block_flush, f->b, &f->e, 0, NULL, 0, 0, false), -EIO);
+	assert_int_equal(bft.fsyncs, 0);
+	free(r.drv);
+	f->e.fault = NULL;
+	io_engine_close(&a.e);
+	sem_destroy(&entered);
+	sem_destroy(&go);
+}
+
+/* Flushes from two threads while neither fails: a flush that arrives
+ * during another's fdatasync waits and then gets one of its own (shared
+ * with every other waiter), and all succeed. */
+static void raw_flush_serialised(void **state)
+{
+	struct fixture *f = *state;
+	sem_t entered, go;
+	sem_init(&entered, 0, 0);
+	sem_init(&go, 0, 0);
+	static struct flush_thread a;
+	memset(&a, 0, sizeof(a));
+	a.b = f->b;
+	assert_int_equal(io_engine_init(&a.e, 16), 0);
+	a.ft = (struct fault){ .entered = &entered, .go = &go };
+	a.e.fault = fault_hook;
+	a.e.fault_opaque = &a.ft;
+	struct fault bft = { 0 };
+	f->e.fault = fault_hook;
+	f->e.fault_opaque = &bft;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, flush_main, &a), 0);
+	sem_wait(&entered);
+	enum { K = 3 };
+	struct done d[K];
+	struct block_req r[K];
+	for (int i = 0; i < K; i++) {
+		d[i] = (struct done){ 0, 12345 };
+		r[i] = (struct block_req){ .done = on_done, .opaque = &d[i], .drv = drv_area(f->b) };
+		block_flush(f->b, &f->e, &r[i]);
+	}
+	assert_true(io_engine_run(&f->e, false) >= 0);
+	assert_int_equal(f->e.holds, K);
+	a.ft.entered = NULL;
+	sem_post(&go);
+	int all = 0;
+	for (int k = 0; k < 100000 && all < K; k++) {
+		assert_true(io_engine_run(&f->e, true) >= 0);
+		all = 0;
+		for (int i = 0; i < K; i++)
+			all += d[i].calls;
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (int i = 0; i < K; i++) {
+		assert_int_equal(d[i].calls, 1);
+		assert_int_equal(d[i].res, 0);
+		free(r[i].drv);
+	}
+	assert_int_equal(a.d.res, 0);
+	/* One fdatasync for A; the three waiters share one, run on their own
+	 * thread (A's may be gone by then). */
+	assert_int_equal(a.ft.fsyncs, 1);
+	assert_int_equal(bft.fsyncs, 1);
+	assert_false(block_flush_failed(f->b));
+	f->e.fault = NULL;
+	io_engine_close(&a.e);
+	sem_destroy(&entered);
+	sem_destroy(&go);
 }
 
 /* The image shrank under us: a read crossing the new end is short, the
@@ -715,27 +1041,27 @@ static void iov_advance_cases(void **state)
 	unsigned cnt;
 #define RESET() (memcpy(work, orig, sizeof(work)), iov = work, cnt = 4)
 	RESET();
-	block_iov_advance(&iov, &cnt, 0);
+	iov_advance(&iov, &cnt, 0);
 	assert_ptr_equal(iov, work);
 	assert_int_equal(cnt, 4);
-	block_iov_advance(&iov, &cnt, 3);
+	iov_advance(&iov, &cnt, 3);
 	assert_int_equal(cnt, 4);
 	assert_ptr_equal(iov[0].iov_base, buf + 3);
 	assert_int_equal(iov[0].iov_len, 7);
-	block_iov_advance(&iov, &cnt, 7);       /* the empty segment goes too */
+	iov_advance(&iov, &cnt, 7);       /* the empty segment goes too */
 	assert_int_equal(cnt, 2);
 	assert_ptr_equal(iov[0].iov_base, buf + 20);
-	block_iov_advance(&iov, &cnt, 9);       /* across a boundary */
+	iov_advance(&iov, &cnt, 9);       /* across a boundary */
 	assert_int_equal(cnt, 1);
 	assert_ptr_equal(iov[0].iov_base, buf + 34);
 	assert_int_equal(iov[0].iov_len, 16);
-	block_iov_advance(&iov, &cnt, 16);
+	iov_advance(&iov, &cnt, 16);
 	assert_int_equal(cnt, 0);
 	RESET();
-	block_iov_advance(&iov, &cnt, 35);      /* all: 10 + 0 + 5 + 20 */
+	iov_advance(&iov, &cnt, 35);      /* all: 10 + 0 + 5 + 20 */
 	assert_int_equal(cnt, 0);
 	RESET();
-	block_iov_advance(&iov, &cnt, 1000);    /* more than there is: stops */
+	iov_advance(&iov, &cnt, 1000);    /* more than there is: stops */
 	assert_int_equal(cnt, 0);
 	/* The caller's array is not touched. */
 	assert_int_equal(orig[0].iov_len, 10);
@@ -846,6 +1172,68 @@ static void raw_cache_none(void **state)
 	drop_file(p);
 }
 
+/* cache=none with misaligned buffers on many requests at once: they bounce
+ * through the per-file pool of BOUNCE_CHUNKS chunks (256 KiB each), so 40
+ * requests of 1 MiB wait their turn for a chunk instead of each bouncing
+ * its whole length, and every byte still lands where it belongs. */
+static void raw_cache_none_bounce_pool(void **state)
+{
+	const char *dir = direct_dir();
+	enum { N = 40, LEN = 1 << 20 };
+	char *p = make_file_in(dir, (uint64_t)N * LEN, 8);
+	assert_non_null(p);
+	struct io_engine e;
+	assert_int_equal(io_engine_init(&e, 128), 0);
+	struct block *b = open_ok(p, BLOCK_FMT_AUTO, BLOCK_CACHE_NONE, false);
+	uint8_t *mem = malloc((size_t)N * LEN + 64);
+	assert_non_null(mem);
+	struct iovec iov[N];
+	struct block_req r[N];
+	struct done d[N];
+	for (int i = 0; i < N; i++) {
+		uint8_t *buf = mem + (size_t)i * LEN + 1;   /* never aligned */
+		memset(buf, 0x40 + i, LEN);
+		iov[i] = (struct iovec){ buf, LEN };
+		d[i] = (struct done){ 0, -1 };
+		r[i] = (struct block_req){ .offset = (uint64_t)i * LEN, .iov = &iov[i], .iovcnt = 1,
+					   .done = on_done, .opaque = &d[i], .drv = drv_area(b) };
+		block_write(b, &e, &r[i]);
+	}
+	assert_int_equal(io_engine_run(&e, false) >= 0, 1);
+	/* The pool is the bound: 16 chunks busy, the rest parked. */
+	assert_int_equal(b->file.bounce_free_mask, 0);
+	assert_true(e.holds > 0 && e.holds <= N - 16);
+	assert_int_equal(block_drain(b, &e), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(d[i].calls, 1);
+		assert_int_equal(d[i].res, LEN);
+	}
+	assert_int_equal(b->file.bounce_free_mask, 0xffff);
+	uint8_t chk[512];
+	for (int i = 0; i < N; i += 3) {
+		read_file_at(p, chk, sizeof(chk), (uint64_t)i * LEN + LEN - 512);
+		assert_int_equal(chk[0], 0x40 + i);
+		assert_int_equal(chk[511], 0x40 + i);
+	}
+	/* Read back through misaligned buffers too. */
+	memset(mem, 0, (size_t)N * LEN + 64);
+	for (int i = 0; i < N; i++) {
+		d[i] = (struct done){ 0, -1 };
+		block_read(b, &e, &r[i]);
+	}
+	assert_int_equal(block_drain(b, &e), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(d[i].res, LEN);
+		assert_int_equal(mem[(size_t)i * LEN + 1], 0x40 + i);
+		assert_int_equal(mem[(size_t)i * LEN + LEN], 0x40 + i);
+		free(r[i].drv);
+	}
+	free(mem);
+	block_close(b);
+	io_engine_close(&e);
+	drop_file(p);
+}
+
 /* cache=none where O_DIRECT is refused: one clear error, -EINVAL. */
 static void raw_cache_none_unsupported(void **state)
 {
@@ -914,6 +1302,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(raw_write_zeroes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(raw_flush, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(raw_flush_failed_sticky, fx_setup, fx_teardown),
+		cmocka_unit_test(engine_post_cross_thread),
+		cmocka_unit_test(raw_two_threads),
+		cmocka_unit_test_setup_teardown(raw_flush_failure_shared, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(raw_flush_serialised, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(raw_truncated_image, fx_setup, fx_teardown),
 		cmocka_unit_test(iov_advance_cases),
 	};
@@ -931,8 +1323,11 @@ int main(void)
 		       "FALLOC_FL_ZERO_RANGE\n");
 	if (direct_dir())
 		tests[n++] = (struct CMUnitTest)cmocka_unit_test(raw_cache_none);
+	if (direct_dir())
+		tests[n++] = (struct CMUnitTest)cmocka_unit_test(raw_cache_none_bounce_pool);
 	else
-		printf("# skip: raw_cache_none: none of $TMPDIR, /var/tmp, /tmp supports O_DIRECT\n");
+		printf("# skip: raw_cache_none, raw_cache_none_bounce_pool: none of $TMPDIR, "
+		       "/var/tmp, /tmp supports O_DIRECT\n");
 	if (shm && !shm_direct)
 		tests[n++] = (struct CMUnitTest)cmocka_unit_test(raw_cache_none_unsupported);
 	else
