@@ -779,6 +779,45 @@ static void test_out_of_range(void **state)
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
 }
 
+/* The limits the device advertises are enforced: a segment longer than
+ * size_max (1 MiB) or more than seg_max (254) data segments is an I/O
+ * error, so the host never works on more than it promised; exactly at the
+ * limits is fine. */
+static void test_size_and_seg_max(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES | BIT(F_INDIRECT));
+	assert_int_equal(dev_cfg(12, 4), 254);         /* seg_max */
+	assert_int_equal(dev_cfg(8, 4), 1u << 20);     /* size_max */
+	assert_int_equal(do_req(T_IN, 0, DATA, 1u << 20, true).status, S_OK);
+	assert_int_equal(do_req(T_IN, 0, DATA, (1u << 20) + 512, true).status, S_IOERR);
+	assert_int_equal(do_req(T_OUT, 0, DATA, (1u << 20) + 512, false).status, S_IOERR);
+	assert_host_pattern(0, IMG_SIZE);
+
+	/* A write whose header shares its descriptor with the first data
+	 * sector: header+data, then k more data descriptors, then status. */
+	for (unsigned k = 253; k <= 254; k++) {
+		static struct seg sg[256];
+		uint64_t h = HDR(0, 1), buf = DATA;
+		memset(fx.vm.ram + buf, 0x77, 512 * 256);
+		w32(buf, T_OUT);
+		w32(buf + 4, 0);
+		w64(buf + 8, 100);
+		sg[0] = (struct seg){ buf, 16 + 512, false };
+		for (unsigned i = 1; i <= k; i++)
+			sg[i] = (struct seg){ buf + 16 + 512 * i, 512, false };
+		fx.vm.ram[h + 16] = 0xff;
+		sg[k + 1] = (struct seg){ h + 16, 1, true };
+		uint16_t head = post_indirect(0, 0, sg, k + 2);
+		kick(0);
+		assert_true(wait_used(0, 1, 5000));
+		assert_int_equal(take_used(0).id, head);
+		/* 254 data segments: at the limit; 255: one too many. */
+		assert_int_equal(fx.vm.ram[h + 16], k + 1 <= 254 ? S_OK : S_IOERR);
+	}
+	assert_host_pattern((100 + 254) * 512, IMG_SIZE);
+}
+
 static void test_partial_sector(void **state)
 {
 	(void)state;
@@ -1324,6 +1363,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_read_back, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_range, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_sector, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_size_and_seg_max, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_get_id, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_write_zeroes, setup1, teardown),
