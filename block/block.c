@@ -20,6 +20,8 @@
 
 static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
 
+static bool in_range(const struct block *b, uint64_t offset, uint64_t len);
+
 /* Probed in order; raw claims everything, so it comes last. */
 static const struct block_driver *const drivers[] = { &raw_driver };
 
@@ -216,6 +218,34 @@ static void complete_cb(void *opaque, int res) { block_complete(opaque, res); }
 void block_complete_later(struct block_req *r, int64_t res)
 {
 	io_engine_defer(r->e, &r->post, (int)res, complete_cb, r);
+}
+
+int block_status(struct block *b, uint64_t offset, uint64_t len, struct block_extent *ext)
+{
+	if (!in_range(b, offset, len) || len == 0)
+		return -EINVAL;
+	if (!b->ops->status)
+		return -ENOTSUP;
+	int ret = b->ops->status(b, offset, len, ext);
+	if (ret == 0 && (ext->len == 0 || ext->len > len))
+		return -EIO;   /* a driver bug must not loop a caller forever */
+	return ret;
+}
+
+int block_resize(struct block *b, uint64_t size)
+{
+	if (b->readonly)
+		return -EROFS;
+	if (size % 512) {
+		log_err("disk %s: size %llu is not a multiple of 512", b->path,
+			(unsigned long long)size);
+		return -EINVAL;
+	}
+	if (!b->ops->resize) {
+		log_err("disk %s: the %s driver cannot resize", b->path, b->ops->name);
+		return -ENOTSUP;
+	}
+	return b->ops->resize(b, size);
 }
 
 int block_drain(struct block *b, struct io_engine *e)

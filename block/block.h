@@ -51,6 +51,18 @@ struct block_req {
 	struct io_post post;
 };
 
+/* What block_status says of the extent starting at an offset. */
+struct block_extent {
+	uint64_t len;        /* bytes from the offset with the same answer (> 0) */
+	bool data;           /* reads may return non-zero bytes (stored data) */
+	bool zero;           /* reads return zeroes */
+	bool present;        /* some layer of the chain stores it */
+	bool compressed;     /* qcow2 compressed cluster */
+	unsigned depth;      /* the layer that answers: 0 = this image, 1 = its backing, ... */
+	int64_t host_offset; /* where the data sits in the layer's file, or -1 */
+	const char *file;    /* that layer's path */
+};
+
 struct block_ops {
 	const char *name;
 	int (*read)(struct block *b, struct block_req *r);
@@ -61,6 +73,10 @@ struct block_ops {
 	/* Optional: start writing back what the driver caches for requests
 	 * of engine e (metadata); block_drain then waits for it. */
 	void (*drain)(struct block *b, struct io_engine *e);
+	/* Synchronous, for tools (kvmini-img map/convert), never the data
+	 * path: see block_status and block_resize. */
+	int (*status)(struct block *b, uint64_t offset, uint64_t len, struct block_extent *ext);
+	int (*resize)(struct block *b, uint64_t size);
 	/* Synchronous: write caches back, release the driver's state. */
 	void (*close)(struct block *b);
 };
@@ -116,5 +132,14 @@ void block_write_zeroes(struct block *b, struct io_engine *e, struct block_req *
 /* Runs e until every request submitted on it has completed and the
  * driver's write-back for them is done. 0 or the engine's -errno. */
 int block_drain(struct block *b, struct io_engine *e);
+
+/* The allocation status of [offset, offset + len) from offset on (as
+ * qemu-img map shows it): fills ext for the longest prefix with one
+ * answer. Synchronous; call with no request in flight. 0 or -errno. */
+int block_status(struct block *b, uint64_t offset, uint64_t len, struct block_extent *ext);
+/* Changes the virtual size (kvmini-img resize); shrinking is refused with
+ * -ENOTSUP unless the driver can prove the tail unused. Synchronous, with
+ * no request in flight. 0 or -errno (logged). */
+int block_resize(struct block *b, uint64_t size);
 
 #endif

@@ -43,6 +43,7 @@ struct ck {
 	uint64_t l2_visits;
 	bool need_rebuild;
 	uint64_t ref_unfixed;            /* refcount problems only a rebuild fixes */
+	uint64_t end;                    /* clusters up to the last one in use */
 	unsigned logged;
 	struct qcow2_check_result *res;
 	uint8_t *cache;                  /* one refcount block, for lookups */
@@ -251,8 +252,10 @@ static int walk_snapshots(struct ck *c, uint8_t *l2)
 }
 
 /* Persistent bitmaps own clusters too: the directory, each bitmap table
- * and the data clusters it lists. kvmini does not use them, but must not
- * call their clusters leaked. */
+ * and the data clusters it lists. Only while autoclear bit 0 vouches for
+ * them: once a program without bitmap support (kvmini) has cleared it,
+ * QEMU drops the extension and its clusters are leaks, and so they are
+ * here. */
 static int walk_bitmaps(struct ck *c, const struct qcow2_extension *x)
 {
 	if (x->len < 24) {
@@ -364,6 +367,9 @@ static int compare_refcounts(struct ck *c, uint8_t *blk)
 			uint64_t cl = j * per + i;
 			uint64_t want = c->ref[cl];
 			uint64_t got = have ? qcow2_refcount_get(blk, i, order) : 0;
+			/* qemu-img's image end: referenced or refcounted. */
+			if (got || want)
+				c->end = cl + 1;
 			if (got == want)
 				continue;
 			uint64_t off = cl << c->h.cluster_bits;
@@ -472,6 +478,7 @@ static int rebuild(struct ck *c, uint8_t *blk)
 	for (uint64_t j = 0; j < rb; j++)
 		c->blocks[j] = (start + j) * c->cs;
 	c->cache_off = 0;
+	c->end = start + rb + rt;
 	/* Everything found in the refcount structures is fixed now. */
 	c->res->corruptions_fixed += c->ref_unfixed;
 	c->ref_unfixed = 0;
@@ -625,7 +632,8 @@ static int run(struct ck *c)
 	if (!rc && c->h.nb_snapshots)
 		rc = walk_snapshots(c, l2);
 	for (size_t i = 0; !rc && i < c->h.nb_extensions; i++)
-		if (c->h.extensions[i].type == QCOW2_EXT_BITMAPS)
+		if (c->h.extensions[i].type == QCOW2_EXT_BITMAPS &&
+		    (c->h.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
 			rc = walk_bitmaps(c, &c->h.extensions[i]);
 	if (!rc)
 		rc = walk_reftable(c);
@@ -650,24 +658,7 @@ int qcow2_check(int fd, enum qcow2_repair fix, struct qcow2_check_result *res)
 	res->format = "qcow2";
 	struct ck c = { .fd = fd, .fix = fix, .res = res };
 	int rc = run(&c);
-	/* The end of the highest cluster anything refers to (or, after a
-	 * rebuild, the new refcount structures). */
-	uint64_t hi = 0;
-	for (uint64_t i = c.nb; i-- > 0;)
-		if (c.ref && c.ref[i]) {
-			hi = i + 1;
-			break;
-		}
-	for (uint64_t j = 0; j < c.nb_blocks; j++)
-		if (c.blocks[j] && (c.blocks[j] >> c.h.cluster_bits) + 1 > hi)
-			hi = (c.blocks[j] >> c.h.cluster_bits) + 1;
-	if (c.h.refcount_table_offset && c.h.cluster_bits) {
-		uint64_t rt_end = (c.h.refcount_table_offset >> c.h.cluster_bits) +
-				  c.h.refcount_table_clusters;
-		if (rt_end > hi && rc == 0)
-			hi = rt_end;
-	}
-	res->image_end_offset = hi << c.h.cluster_bits;
+	res->image_end_offset = c.end << c.h.cluster_bits;
 	free(c.ref);
 	free(c.blocks);
 	free(c.cache);

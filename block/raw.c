@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct raw_req {
 	struct file_io io;
@@ -61,6 +62,50 @@ static int raw_write_zeroes(struct block *b, struct block_req *r)
 	return 0;
 }
 
+/* Holes of a sparse file read as zeroes: SEEK_DATA/SEEK_HOLE tell them
+ * apart (a file system without them reports everything as data). */
+static int raw_status(struct block *b, uint64_t offset, uint64_t len, struct block_extent *ext)
+{
+	int fd = b->file.fd;
+	*ext = (struct block_extent){ .len = len, .data = true, .present = true,
+				      .host_offset = (int64_t)offset, .file = b->path };
+	off_t data = lseek(fd, (off_t)offset, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		data = (off_t)(offset + len);   /* a hole up to EOF */
+	} else if (data < 0) {
+		return 0;
+	}
+	if ((uint64_t)data > offset) {
+		uint64_t n = (uint64_t)data - offset;
+		ext->len = n < len ? n : len;
+		ext->data = false;
+		ext->zero = true;
+		return 0;
+	}
+	off_t hole = lseek(fd, (off_t)offset, SEEK_HOLE);
+	if (hole > (off_t)offset && (uint64_t)hole - offset < len)
+		ext->len = (uint64_t)hole - offset;
+	return 0;
+}
+
+static int raw_resize(struct block *b, uint64_t size)
+{
+	struct stat st;
+	if (fstat(b->file.fd, &st) < 0)
+		return -errno;
+	if (S_ISBLK(st.st_mode)) {
+		log_err("disk %s: a block device cannot be resized", b->path);
+		return -ENOTSUP;
+	}
+	if (ftruncate(b->file.fd, (off_t)size) < 0) {
+		int err = errno;
+		log_err("disk %s: cannot resize: %s", b->path, strerror(err));
+		return -err;
+	}
+	b->size = size;
+	return 0;
+}
+
 static const struct block_ops raw_ops = {
 	.name = "raw",
 	.read = raw_read,
@@ -68,6 +113,8 @@ static const struct block_ops raw_ops = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.write_zeroes = raw_write_zeroes,
+	.status = raw_status,
+	.resize = raw_resize,
 };
 
 static bool raw_probe(const uint8_t *buf, size_t len) { return true; }
