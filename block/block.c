@@ -5,6 +5,7 @@
 #include "block/block.h"
 #include "block/driver.h"
 #include "block/io_engine.h"
+#include "block/lock.h"
 #include "vmm/iov.h"
 #include "vmm/log.h"
 
@@ -23,7 +24,7 @@ static const unsigned char qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
 static bool in_range(const struct block *b, uint64_t offset, uint64_t len);
 
 /* Probed in order; raw claims everything, so it comes last. */
-static const struct block_driver *const drivers[] = { &raw_driver };
+static const struct block_driver *const drivers[] = { &qcow2_driver, &raw_driver };
 
 static bool is_pow2(uint32_t x) { return x && !(x & (x - 1)); }
 
@@ -150,6 +151,12 @@ int block_open(struct block **out, const struct block_config *cfg)
 			b->buf_align);
 	if (ret < 0)
 		goto fail_fd;
+	/* Before anything is read: another process (QEMU, or another kvmini)
+	 * writing the image refuses us, as we refuse it. Backing layers are
+	 * read-only and share with other readers. */
+	if (cfg->lock &&
+	    (ret = image_lock(fd, p, b->readonly ? IMAGE_LOCK_READ : IMAGE_LOCK_WRITE)) < 0)
+		goto fail_file;
 
 	uint8_t head[PROBE_LEN];
 	size_t got = 0;
@@ -329,8 +336,10 @@ static void read_or_write(struct block *b, struct io_engine *e, struct block_req
 		block_complete_later(r, ret);
 	else if (len == 0)
 		block_complete_later(r, 0);
-	else
+	else {
+		r->len = (uint64_t)len;
 		submit(b, r, write ? b->ops->write : b->ops->read);
+	}
 }
 
 void block_read(struct block *b, struct io_engine *e, struct block_req *r)

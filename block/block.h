@@ -28,7 +28,9 @@ struct block_config {
 	enum block_format format;
 	enum block_cache cache;
 	bool readonly;
-	bool lock;           /* take QEMU-compatible image locks (qcow2 issue) */
+	bool lock;           /* take QEMU-compatible image locks */
+	uint64_t l2_cache;   /* qcow2 L2 cache bytes; 0: cover the disk, up to 32 MiB */
+	unsigned chain_depth;  /* internal: how deep in a backing chain this image is */
 };
 
 /* result: bytes transferred (>= 0) or -errno. */
@@ -38,7 +40,8 @@ struct block_req {
 	uint64_t offset;             /* bytes */
 	const struct iovec *iov;     /* caller keeps iov and buffers alive until done */
 	unsigned iovcnt;             /* at most BLOCK_MAX_IOV */
-	uint64_t len;                /* for discard/write_zeroes: length; else sum of iov */
+	uint64_t len;                /* for discard/write_zeroes: length; for reads and
+	                              * writes the block layer sets it to the iov sum */
 	bool may_unmap;              /* write_zeroes: may deallocate */
 	block_done_fn done;
 	void *opaque;

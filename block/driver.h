@@ -17,6 +17,7 @@ struct block_driver {
 };
 
 extern const struct block_driver raw_driver;
+extern const struct block_driver qcow2_driver;
 
 /* A driver ends every request it accepted with this, on r->e's thread. */
 void block_complete(struct block_req *r, int64_t res);
