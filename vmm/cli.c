@@ -40,8 +40,9 @@ void cli_run_usage(FILE *f)
 {
 	fputs("usage: kvmini run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 	      "                  [--cpus N] [--memory SIZE[,hugepages=on]]\n"
-	      "                  [--disk path=FILE[,format=raw][,readonly=on][,cache=none|writeback]\n"
-	      "                          [,serial=STR][,queues=N][,iothread=queue|disk]]...\n"
+	      "                  [--disk path=FILE[,format=auto|raw|qcow2][,readonly=on]\n"
+	      "                          [,cache=none|writeback][,lock=on|off][,serial=STR]\n"
+	      "                          [,queues=N][,iothread=queue|disk][,l2-cache=SIZE]]...\n"
 	      "                  [--console stdio|file=PATH|none] [--no-reboot] [--trace-exits]\n"
 	      "                  [--debug-exit] [--verbose]\n"
 	      "\n"
@@ -128,13 +129,13 @@ static int parse_console(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
-/* path=FILE[,format=raw|qcow2][,readonly=on|off][,cache=none|writeback]
- * [,lock=on|off][,serial=STR][,queues=N][,iothread=queue|disk]. The value is
+/* path=FILE[,format=auto|raw|qcow2][,readonly=on|off][,cache=none|writeback]
+ * [,lock=on|off][,serial=STR][,queues=N][,iothread=queue|disk][,l2-cache=SIZE]. The value is
  * copied, so the config does not point into a buffer we modify. */
 static bool is_disk_key(const char *k)
 {
-	static const char *const keys[] = { "path",   "format", "readonly", "lock",
-					    "cache",  "serial", "queues",   "iothread" };
+	static const char *const keys[] = { "path",   "format", "readonly", "lock",    "cache",
+					    "serial", "queues", "iothread", "l2-cache" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strcmp(k, keys[i]))
 			return true;
@@ -180,6 +181,11 @@ static int parse_disk(const char *arg, struct vm_config *cfg)
 			d->block.path = strdup(v);
 			if (!d->block.path)
 				r = -ENOMEM;
+		} else if (!strcmp(kv, "format") && !strcmp(v, "auto")) {
+			d->block.format = BLOCK_FMT_AUTO;
+		} else if (!strcmp(kv, "l2-cache") && parse_size(v, &d->block.l2_cache) == 0 &&
+			   d->block.l2_cache >= 4096 && d->block.l2_cache <= (1ull << 31)) {
+			/* qcow2 L2 cache bytes (4K..2G); raw ignores it */
 		} else if (!strcmp(kv, "format") && !strcmp(v, "raw")) {
 			d->block.format = BLOCK_FMT_RAW;
 		} else if (!strcmp(kv, "format") && !strcmp(v, "qcow2")) {
@@ -208,6 +214,8 @@ static int parse_disk(const char *arg, struct vm_config *cfg)
 				snprintf(why, sizeof(why), "queues must be between 1 and %d", DISK_MAX_QUEUES);
 			else if (!strcmp(kv, "path"))
 				snprintf(why, sizeof(why), "empty path");
+			else if (!strcmp(kv, "l2-cache"))
+				snprintf(why, sizeof(why), "l2-cache must be a size from 4K to 2G");
 			else if (is_disk_key(kv))
 				snprintf(why, sizeof(why), "bad value '%s' for %s", v, kv);
 			else

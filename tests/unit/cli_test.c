@@ -384,7 +384,13 @@ static void test_disk(void **state)
 	assert_int_equal(c.disks[0].iothread, DISK_IOTHREAD_DISK);
 	assert_int_equal(c.disks[1].queues, 63);
 	assert_int_equal(c.disks[1].iothread, DISK_IOTHREAD_QUEUE);
+	assert_int_equal(RUN(&c, "--kernel", "k", "--disk", "path=a,format=qcow2,l2-cache=4M",
+			     "--disk", "path=b,format=auto"), 0);
+	assert_int_equal(c.disks[0].block.l2_cache, 4u << 20);
+	assert_int_equal(c.disks[1].block.l2_cache, 0); /* cover the disk */
+	assert_int_equal(c.disks[1].block.format, BLOCK_FMT_AUTO);
 	const char *bad[] = { "x", "path=", "format=raw", "path=a,format=vmdk", "path=a,readonly=yes",
+			      "path=a,l2-cache=1K", "path=a,l2-cache=3G", "path=a,l2-cache=x",
 			      "path=a,cache=directsync", "path=a,lock=1",
 			      "path=a,serial=123456789012345678901", "path=a,at=1", "path=a,=x",
 			      "path=a,queues=0", "path=a,queues=64", "path=a,queues=-1", "path=a,queues=2x",

@@ -389,6 +389,9 @@ static void write_random_ops(void **state)
 	random_ops_case("-o cluster_size=4096", NULL, 300, 1);
 	random_ops_case("-o compat=0.10,cluster_size=65536", NULL, 200, 2);
 	random_ops_case("-o refcount_bits=1,cluster_size=512", NULL, 150, 3);
+	/* 64-bit refcounts in 512-byte clusters: a refcount block covers 32
+	 * KiB and a table cluster 2 MiB, so the table grows many times. */
+	random_ops_case("-o refcount_bits=64,cluster_size=512", NULL, 150, 8);
 	/* Over a patterned raw base (smaller than the overlay), v3 and v2. */
 	static const char base[] = "qemu-img create -f raw base.raw 16M && qemu-io -f raw "
 				   "-c 'write -P 0x5a 0 16M' base.raw";
@@ -420,6 +423,131 @@ static void write_over_compressed(void **state)
 	free(ours);
 	free(theirs);
 	free(dir);
+}
+
+/* ---- opening, growing, sharing ----------------------------------------- */
+
+static void set_be64_at(const char *path, off_t off, uint64_t v)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, b, 8, off), 8);
+	close(fd);
+}
+
+static int open_rc(const char *path, bool ro)
+{
+	struct block *b = (struct block *)1;
+	struct block_config cfg = { .path = path, .readonly = ro };
+	int r = block_open(&b, &cfg);
+	if (r == 0)
+		block_close(b);
+	else
+		assert_null(b);
+	return r;
+}
+
+/* Hostile or unsupported images: one error line, the right errno, and
+ * read-only opens where QEMU would allow them. */
+static void open_bad_images(void **state)
+{
+	char *img = tmp_path("bad.qcow2");
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 1M && "
+			    "qemu-io -c 'write -P 1 0 64k' '%s'", img, img), 0);
+	assert_int_equal(open_rc(img, false), 0);
+	assert_int_equal(truncate(img, 100), 0);                  /* truncated header */
+	assert_int_equal(open_rc(img, false), -EINVAL);
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 1M", img), 0);
+	set_be64_at(img, 40, 1ull << 40);                         /* L1 past EOF */
+	assert_int_equal(open_rc(img, false), -EINVAL);
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 1M", img), 0);
+	set_be64_at(img, 72, 1ull << 9);                          /* unknown incompatible bit */
+	assert_int_equal(open_rc(img, true), -ENOTSUP);
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 1M", img), 0);
+	set_be64_at(img, 72, 2);                                  /* corrupt bit */
+	assert_int_equal(open_rc(img, false), -EINVAL);
+	assert_int_equal(open_rc(img, true), 0);
+	/* Internal snapshots: read-only only. */
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 1M && qemu-img snapshot -c s1 '%s'",
+			    img, img), 0);
+	assert_int_equal(open_rc(img, false), -ENOTSUP);
+	assert_int_equal(open_rc(img, true), 0);
+	/* A dirty image (lazy refcounts, killed writer) is repaired on a
+	 * read-write open; its data survives. */
+	assert_int_equal(sh("qemu-img create -f qcow2 -o lazy_refcounts=on '%s' 4M && "
+			    "qemu-io -c 'write -P 7 0 1M' -c 'sigraise 9' '%s'; true", img, img), 0);
+	assert_int_equal(sh("qemu-img check '%s'", img) == 0, 0);   /* dirty: check says so */
+	assert_int_equal(open_rc(img, false), 0);
+	assert_check(img, false);
+	assert_int_equal(sh("qemu-io -r -c 'read -P 7 0 1M' '%s' | grep -q 'read 1048576'", img), 0);
+	unlink(img);
+	free(img);
+}
+
+/* Growing past what the L1 table covers (a new L1 is written and switched
+ * to), then writing at the new end; shrinking only over unused space. */
+static void resize_grow_shrink(void **state)
+{
+	char *img = tmp_path("grow.qcow2");
+	assert_int_equal(sh("qemu-img create -f qcow2 -o cluster_size=4096 '%s' 2M && "
+			    "qemu-io -c 'write -P 3 0 64k' '%s'", img, img), 0);
+	struct io_engine e;
+	assert_int_equal(io_engine_init(&e, 16), 0);
+	struct block *b = open_img(img, false);
+	/* 4 KiB clusters: one L1 entry maps 2 MiB; 200 MiB needs 100. */
+	assert_int_equal(block_resize(b, 200 << 20), 0);
+	assert_int_equal(b->size, 200 << 20);
+	uint8_t buf[8192];
+	memset(buf, 9, sizeof(buf));
+	assert_int_equal(do_req(block_write, b, &e, (200 << 20) - 8192, buf, 8192, false), 8192);
+	assert_int_equal(block_resize(b, 100 << 20), -ENOTSUP);   /* data up there */
+	assert_int_equal(block_resize(b, 250 << 20), 0);
+	assert_int_equal(block_resize(b, 220 << 20), 0);          /* only empty space dropped */
+	block_close(b);
+	io_engine_close(&e);
+	assert_check(img, false);
+	assert_int_equal(sh("qemu-img info '%s' | grep -q 'virtual size: 220 MiB'", img), 0);
+	assert_int_equal(sh("qemu-io -r -c 'read -P 9 %d 8192' -c 'read -P 3 0 64k' '%s' "
+			    "| grep -c '^read' | grep -q 2", (200 << 20) - 8192, img), 0);
+	unlink(img);
+	free(img);
+}
+
+/* Locks: a second writer (kvmini or QEMU) is refused while one writes;
+ * readers of a base share it. */
+static void locks_between_users(void **state)
+{
+	char *img = tmp_path("lock.qcow2"), *top = tmp_path("lock-top.qcow2");
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 1M", img), 0);
+	struct block *w = NULL, *b2 = (struct block *)1;
+	struct block_config cfg = { .path = img, .lock = true };
+	assert_int_equal(block_open(&w, &cfg), 0);
+	assert_int_equal(block_open(&b2, &cfg), -EBUSY);
+	cfg.readonly = true;
+	assert_int_equal(block_open(&b2, &cfg), -EBUSY);
+	assert_true(sh("qemu-io -c 'write 0 512' '%s'", img) != 0);
+	assert_true(sh("qemu-img info '%s'", img) != 0);
+	block_close(w);
+	assert_int_equal(sh("qemu-io -c 'write 0 512' '%s'", img), 0);
+	/* Two overlays' users share the base read-only; the base cannot be
+	 * written meanwhile. */
+	assert_int_equal(sh("qemu-img create -f qcow2 -b '%s' -F qcow2 '%s'", img, top), 0);
+	struct block *o = NULL, *r = NULL;
+	struct block_config oc = { .path = top, .lock = true };
+	assert_int_equal(block_open(&o, &oc), 0);
+	cfg.readonly = true;
+	assert_int_equal(block_open(&r, &cfg), 0);
+	cfg.readonly = false;
+	assert_int_equal(block_open(&b2, &cfg), -EBUSY);
+	block_close(r);
+	block_close(o);
+	unlink(img);
+	unlink(top);
+	free(img);
+	free(top);
 }
 
 /* ---- two threads, one image ------------------------------------------------ */
@@ -614,6 +742,9 @@ int main(void)
 		cmocka_unit_test(read_backing_chain),
 		cmocka_unit_test(write_random_ops),
 		cmocka_unit_test(write_over_compressed),
+		cmocka_unit_test(open_bad_images),
+		cmocka_unit_test(resize_grow_shrink),
+		cmocka_unit_test(locks_between_users),
 		cmocka_unit_test(two_threads_allocate),
 		cmocka_unit_test(crash_kill9),
 	};
