@@ -190,8 +190,8 @@ static void rw_cb(void *opaque, int res)
 	}
 	if (res == 0) {
 		/* A fixed-size image has no EOF inside the range unless it was
-		 * truncated under us. */
-		finish(io, -EIO);
+		 * truncated under us (or the caller asked to read up to it). */
+		finish(io, io->eof_ok && io->chunk < 0 ? (int64_t)io->pos : -EIO);
 		return;
 	}
 	io->pos += (uint64_t)res;
@@ -222,8 +222,9 @@ static void rw_cb(void *opaque, int res)
 
 static void rw_start(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
 		     const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque,
-		     enum file_op op)
+		     enum file_op op, bool eof_ok)
 {
+	io->eof_ok = eof_ok;
 	io->f = f;
 	io->e = e;
 	io->done = done;
@@ -266,7 +267,13 @@ static void rw_start(struct file_io *io, struct host_file *f, struct io_engine *
 void file_readv(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
 		const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque)
 {
-	rw_start(io, f, e, off, iov, iovcnt, done, opaque, FILE_READ);
+	rw_start(io, f, e, off, iov, iovcnt, done, opaque, FILE_READ, false);
+}
+
+void file_read_upto(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
+		    const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque)
+{
+	rw_start(io, f, e, off, iov, iovcnt, done, opaque, FILE_READ, true);
 }
 
 void file_writev(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
@@ -281,7 +288,7 @@ void file_writev(struct file_io *io, struct host_file *f, struct io_engine *e, u
 		fail_later(io, -EROFS);
 		return;
 	}
-	rw_start(io, f, e, off, iov, iovcnt, done, opaque, FILE_WRITE);
+	rw_start(io, f, e, off, iov, iovcnt, done, opaque, FILE_WRITE, false);
 }
 
 static void io_setup(struct file_io *io, struct host_file *f, struct io_engine *e, enum file_op op,
@@ -298,6 +305,7 @@ static void io_setup(struct file_io *io, struct host_file *f, struct io_engine *
 	io->chunk = -1;
 	io->next = NULL;
 	io->parked = false;
+	io->eof_ok = false;
 }
 
 /* ---- flush ----------------------------------------------------------------- */

@@ -81,6 +81,7 @@ struct file_io {
 	struct io_post post;      /* deferred or cross-thread completion */
 	struct file_io *next;     /* flush and bounce wait lists */
 	bool parked;              /* a flush waiting for another thread's fdatasync */
+	bool eof_ok;              /* file_read_upto: EOF ends the read early */
 	struct iovec iov_buf[BLOCK_MAX_IOV];
 };
 
@@ -96,6 +97,12 @@ void file_fini(struct host_file *f);
  * buffers stay the caller's until done. */
 void file_readv(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
 		const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque);
+/* The same, but the end of the file ends the read without an error: the
+ * result is the bytes read (qcow2's compressed clusters may be described
+ * as running past the end of the file). Buffers must not need a bounce
+ * (O_DIRECT-aligned when the file is). */
+void file_read_upto(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
+		    const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque);
 void file_writev(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
 		 const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque);
 /* fdatasync, serialised per file: a flush that arrives while one is in

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,19 +303,17 @@ static int repair_dirty(struct qcow2 *s)
 	return 0;
 }
 
-/* The backing file's path: relative names are relative to the folder of
- * the image that names them, as in QEMU. */
+/* The backing file's path as QEMU resolves it: an absolute name as it is;
+ * a relative one against the folder of the image naming it, or as it is
+ * when that image's own path has no folder part. */
 static char *backing_path(const char *image, const char *name)
 {
-	if (name[0] == '/')
+	const char *slash = strrchr(image, '/');
+	if (name[0] == '/' || !slash)
 		return strdup(name);
-	char *copy = strdup(image);
-	if (!copy)
-		return NULL;
 	char *p = NULL;
-	if (asprintf(&p, "%s/%s", dirname(copy), name) < 0)
+	if (asprintf(&p, "%.*s%s", (int)(slash - image + 1), image, name) < 0)
 		p = NULL;
-	free(copy);
 	return p;
 }
 
@@ -445,7 +442,9 @@ static int qcow2_open(struct block *b, const struct block_config *cfg)
 		r = -ENOMEM;
 		goto fail;
 	}
-	s->buf_len = 2 * s->cs + 1024;
+	/* Plain cluster, then compressed bytes (a cluster and a sector at
+	 * most) in an O_DIRECT-aligned window around them. */
+	s->buf_len = 2 * s->cs + 1024 + 2 * (size_t)b->logical_block_size;
 	s->buf_free = (1u << QCOW2_BUFS) - 1;
 	if (s->h.backing_file && (r = open_backing(s, cfg)) < 0)
 		goto fail;

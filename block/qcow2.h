@@ -32,6 +32,7 @@ struct qcow2_cache_slot {
 struct qcow2_cache {
 	const char *name;         /* "L2", "refcount" (messages) */
 	unsigned nslots;
+	unsigned nused;           /* slots [0, nused) have held a slice */
 	size_t slice;             /* bytes per slice */
 	uint8_t *mem;             /* nslots * slice */
 	struct qcow2_cache_slot *slots;
@@ -127,6 +128,7 @@ struct qcow2_req {
 	struct iovec slice[BLOCK_MAX_IOV];
 	unsigned nslice;
 	struct iovec one;
+	uint64_t skip;            /* compressed data: where it starts in the read window */
 	struct block_req sub;     /* a read of the backing file */
 	_Alignas(16) uint8_t backing_area[];
 };

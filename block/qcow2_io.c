@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "vmm/iov.h"
 #include "vmm/log.h"
@@ -288,32 +287,35 @@ static void read_backing(struct qcow2_req *q, uint64_t off, uint64_t n, struct i
 	block_read(s->backing, q->r->e, &q->sub);
 }
 
-/* Compressed cluster: its bytes into the upper half of the buffer, then
- * inflated into the lower half. */
+/* Compressed cluster: its bytes into the upper part of the buffer (an
+ * aligned window around them under O_DIRECT), then inflated into the lower
+ * part. The descriptor counts whole sectors and may run past the end of
+ * the file, where the last cluster was written short: reading stops there. */
 static void compressed_read(struct qcow2_req *q, void (*then)(struct file_io *, int64_t))
 {
 	struct qcow2 *s = q->s;
-	uint64_t len = q->old.csize;
-	/* The descriptor counts whole sectors and may run past the end of
-	 * the file, where the last cluster was written short. */
-	struct stat st;
-	if (fstat(s->f->fd, &st) == 0 && q->old.host_offset + len > (uint64_t)st.st_size)
-		len = (uint64_t)st.st_size > q->old.host_offset
-			      ? (uint64_t)st.st_size - q->old.host_offset
-			      : 0;
-	if (len == 0 || len > s->buf_len - s->cs) {
+	uint64_t a = s->f->direct ? s->f->lbs : 1;
+	uint64_t start = q->old.host_offset & ~(a - 1);
+	uint64_t end = (q->old.host_offset + q->old.csize + a - 1) & ~(a - 1);
+	q->skip = q->old.host_offset - start;
+	if (end - start > s->buf_len - s->cs) {
 		then(&q->io, -EIO);
 		return;
 	}
-	q->one = (struct iovec){ buf_of(q) + s->cs, len };
-	file_readv(&q->io, s->f, q->r->e, q->old.host_offset, &q->one, 1, then, q);
+	q->one = (struct iovec){ buf_of(q) + s->cs, end - start };
+	file_read_upto(&q->io, s->f, q->r->e, start, &q->one, 1, then, q);
 }
 
 static int inflate(struct qcow2_req *q, int64_t got)
 {
 	struct qcow2 *s = q->s;
-	int r = qcow2_decompress(s->h.compression_type, buf_of(q) + s->cs, (size_t)got, buf_of(q),
-				 s->cs);
+	if ((uint64_t)got <= q->skip)
+		return -EIO;
+	size_t avail = (size_t)got - q->skip;
+	if (avail > q->old.csize)
+		avail = q->old.csize;
+	int r = qcow2_decompress(s->h.compression_type, buf_of(q) + s->cs + q->skip, avail,
+				 buf_of(q), s->cs);
 	if (r < 0) {
 		log_err("disk %s: a compressed cluster does not inflate: %s", s->b->path,
 			strerror(-r));

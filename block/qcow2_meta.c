@@ -92,6 +92,11 @@ static uint8_t *slot_data(const struct qcow2_cache *c, unsigned i)
  * one. When every slot is dirty, everything is written back first. */
 static int slot_take(struct qcow2 *s, struct qcow2_cache *c, unsigned *out)
 {
+	/* Slots fill in order until the cache is full: no scan until then. */
+	if (c->nused < c->nslots) {
+		*out = c->nused++;
+		return 0;
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		unsigned best = c->nslots;
 		for (unsigned i = 0; i < c->nslots; i++) {
@@ -597,7 +602,11 @@ int qcow2_writeback(struct qcow2 *s)
 	if (s->nfrees) {
 		if (l2 && (r = file_sync(s->f)) < 0)
 			return r;
-		for (unsigned i = 0; i < s->nfrees; i++) {
+		/* Taken off the list first: a cache eviction below may write
+		 * back again, and must not apply them twice. */
+		unsigned n = s->nfrees;
+		s->nfrees = 0;
+		for (unsigned i = 0; i < n; i++) {
 			uint64_t hc = s->frees[i], rc;
 			if ((r = qcow2_rc_get(s, hc, &rc)) < 0)
 				return r;
@@ -610,7 +619,6 @@ int qcow2_writeback(struct qcow2 *s)
 			if (rc == 1 && hc < s->free_hint)
 				s->free_hint = hc;
 		}
-		s->nfrees = 0;
 		if ((r = cache_write_dirty(s, &s->rbc)) < 0 || (r = write_rt(s)) < 0)
 			return r;
 	}
