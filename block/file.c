@@ -191,7 +191,16 @@ static void rw_cb(void *opaque, int res)
 	if (res == 0) {
 		/* A fixed-size image has no EOF inside the range unless it was
 		 * truncated under us (or the caller asked to read up to it). */
-		finish(io, io->eof_ok && io->chunk < 0 ? (int64_t)io->pos : -EIO);
+		if (!io->eof_ok) {
+			finish(io, -EIO);
+			return;
+		}
+		if (io->chunk >= 0) {
+			/* What this bounce round read before the end. */
+			uint64_t got = io->chunk_len - io->iov[0].iov_len;
+			buf_to_iov(io->user_iov, io->user_iovcnt, io->pos - got, chunk_mem(io), got);
+		}
+		finish(io, (int64_t)io->pos);
 		return;
 	}
 	io->pos += (uint64_t)res;

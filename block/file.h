@@ -99,8 +99,8 @@ void file_readv(struct file_io *io, struct host_file *f, struct io_engine *e, ui
 		const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque);
 /* The same, but the end of the file ends the read without an error: the
  * result is the bytes read (qcow2's compressed clusters may be described
- * as running past the end of the file). Buffers must not need a bounce
- * (O_DIRECT-aligned when the file is). */
+ * as running past the end of the file, and its last data cluster may be
+ * written only in part). */
 void file_read_upto(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
 		    const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque);
 void file_writev(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,

@@ -173,7 +173,7 @@ static void qcow2_free(struct qcow2 *s)
 		block_close(s->backing);
 	qcow2_cache_free(&s->l2c);
 	qcow2_cache_free(&s->rbc);
-	for (int i = 0; i < QCOW2_BUFS; i++)
+	for (unsigned i = 0; i < s->nbufs; i++)
 		free(s->buf[i]);
 	if (s->zeroes)
 		munmap(s->zeroes, s->zeroes_len);
@@ -196,6 +196,11 @@ static void q_close(struct block *b)
 		pthread_mutex_lock(&s->lock);
 		int r = qcow2_writeback(s);
 		pthread_mutex_unlock(&s->lock);
+		/* The space grown ahead of the allocations goes again. */
+		uint64_t end = s->end << s->cluster_bits;
+		if (r == 0 && s->file_len != UINT64_MAX && s->file_len > end &&
+		    end >= s->open_len && ftruncate(s->f->fd, (off_t)end) < 0)
+			r = -errno;
 		if (r == 0)
 			r = file_sync(s->f);
 		if (r < 0)
@@ -412,6 +417,7 @@ static int qcow2_open(struct block *b, const struct block_config *cfg)
 	s->slice = s->cs < 4096 ? (size_t)s->cs : 4096;
 	s->virtual_size = s->h.size;
 	s->end = (fsize + s->cs - 1) >> s->cluster_bits;
+	s->file_len = s->open_len = fsize;
 	s->l1_size = s->h.l1_size;
 	s->l1_offset = s->h.l1_table_offset;
 	s->rt_offset = s->h.refcount_table_offset;
@@ -445,7 +451,9 @@ static int qcow2_open(struct block *b, const struct block_config *cfg)
 	/* Plain cluster, then compressed bytes (a cluster and a sector at
 	 * most) in an O_DIRECT-aligned window around them. */
 	s->buf_len = 2 * s->cs + 1024 + 2 * (size_t)b->logical_block_size;
-	s->buf_free = (1u << QCOW2_BUFS) - 1;
+	s->nbufs = (unsigned)(QCOW2_BUF_BUDGET / s->buf_len);
+	s->nbufs = s->nbufs < 2 ? 2 : s->nbufs > QCOW2_MAX_BUFS ? QCOW2_MAX_BUFS : s->nbufs;
+	s->buf_free = s->nbufs == 64 ? UINT64_MAX : (1ull << s->nbufs) - 1;
 	if (s->h.backing_file && (r = open_backing(s, cfg)) < 0)
 		goto fail;
 	if (!b->readonly && (r = clear_autoclear(s)) < 0) {

@@ -53,7 +53,10 @@ struct qcow2_range {
 	struct qcow2_req *waiters;
 };
 
-#define QCOW2_BUFS 8              /* cluster buffers per image (COW, compressed) */
+/* Cluster buffers per image (copy-on-write, compressed clusters): as many
+ * as QCOW2_BUF_BUDGET holds, 2 to 64, allocated as first needed. */
+#define QCOW2_MAX_BUFS 64
+#define QCOW2_BUF_BUDGET (8u << 20)
 #define QCOW2_MAX_FREES 4096      /* pending refcount decrements before a write-back */
 #define QCOW2_MAX_CHAIN 32        /* backing chain depth */
 
@@ -81,12 +84,15 @@ struct qcow2 {
 	struct qcow2_cache l2c, rbc;
 	uint64_t free_hint;       /* no free host cluster below this index */
 	uint64_t end;             /* first cluster index past everything allocated */
+	uint64_t file_len;        /* the file's length, grown ahead of end (UINT64_MAX: cannot) */
+	uint64_t open_len;        /* its length at open */
 	uint64_t *frees;          /* host cluster indices to decrement at write-back */
 	unsigned nfrees;
 	bool l2_dirty_since_sync; /* L2/L1 point at data not yet known durable */
 	struct qcow2_range *ranges;
-	uint8_t *buf[QCOW2_BUFS];
-	unsigned buf_free;        /* bit i: buffer i free */
+	uint8_t *buf[QCOW2_MAX_BUFS];
+	unsigned nbufs;
+	uint64_t buf_free;        /* bit i: buffer i free */
 	struct qcow2_req *buf_waiters;
 	size_t buf_len;           /* 2 clusters + a sector: compressed + plain */
 	bool broken;              /* metadata corruption seen: writes refused */
@@ -117,7 +123,7 @@ struct qcow2_req {
 	uint64_t host;            /* host offset of the data */
 	uint64_t nclusters;       /* allocating write: clusters being mapped */
 	struct qcow2_l2_info old; /* what the cluster was before (COW) */
-	bool alloc;               /* the step maps new clusters at completion */
+	bool have_host;           /* copy-on-write: the new cluster is allocated already */
 	int bufi;                 /* cluster buffer held, or -1 */
 	struct qcow2_range range;
 	bool range_held;
@@ -149,8 +155,9 @@ int qcow2_l2_get(struct qcow2 *s, uint64_t gc, uint64_t *entry);
 int qcow2_l2_set(struct qcow2 *s, uint64_t gc, uint64_t entry);
 int qcow2_rc_get(struct qcow2 *s, uint64_t hc, uint64_t *rc);
 /* n contiguous clusters (or fewer, at least 1: *got) with refcount 1;
- * returns the first host offset or -errno. */
-int64_t qcow2_alloc(struct qcow2 *s, uint64_t n, uint64_t *got);
+ * returns the first host offset or -errno. *fresh (if asked): they lie
+ * past everything ever allocated, so the file reads zeroes there. */
+int64_t qcow2_alloc(struct qcow2 *s, uint64_t n, uint64_t *got, bool *fresh);
 /* Drops one reference of each host cluster of an entry that is replaced,
  * after the L2 change is durable (at the next write-back). */
 int qcow2_free_entry(struct qcow2 *s, const struct qcow2_l2_info *old);

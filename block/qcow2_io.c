@@ -116,14 +116,14 @@ static int buf_get(struct qcow2_req *q, void (*resume)(struct qcow2_req *))
 		park(q, &s->buf_waiters, resume);
 		return 0;
 	}
-	int i = __builtin_ctz(s->buf_free);
+	int i = __builtin_ctzll(s->buf_free);
 	if (!s->buf[i]) {
 		void *m;
 		if (posix_memalign(&m, 4096, s->buf_len))
 			return -ENOMEM;
 		s->buf[i] = m;
 	}
-	s->buf_free &= ~(1u << i);
+	s->buf_free &= ~(1ull << i);
 	q->bufi = i;
 	return 1;
 }
@@ -139,7 +139,7 @@ static void buf_put(struct qcow2_req *q)
 		w->bufi = q->bufi;
 		wake(w);
 	} else {
-		s->buf_free |= 1u << q->bufi;
+		s->buf_free |= 1ull << q->bufi;
 	}
 	q->bufi = -1;
 }
@@ -266,6 +266,16 @@ static void advance_cb(struct file_io *io, int64_t res)
 	step(q);
 }
 
+/* A data read that met the end of the file: the rest reads as zeroes (a
+ * last cluster written only in part, as QEMU reads it too). */
+static void data_read_done(struct file_io *io, int64_t res)
+{
+	struct qcow2_req *q = io->opaque;
+	if (res >= 0 && (uint64_t)res < q->n)
+		iov_memset(q->r->iov, q->r->iovcnt, q->pos + (uint64_t)res, 0, q->n - (uint64_t)res);
+	advance_cb(io, res);
+}
+
 static void sub_cb(void *opaque, int64_t res)
 {
 	struct qcow2_req *q = opaque;
@@ -368,8 +378,8 @@ static bool read_step(struct qcow2_req *q)
 			finish(q, r);
 			return true;
 		}
-		file_readv(&q->io, s->f, q->r->e, q->old.host_offset + in, q->slice, q->nslice,
-			   advance_cb, q);
+		file_read_upto(&q->io, s->f, q->r->e, q->old.host_offset + in, q->slice,
+			       q->nslice, data_read_done, q);
 		return true;
 	case QCOW2_CLUSTER_COMPRESSED:
 		if (got)
@@ -449,15 +459,17 @@ static void cow_write(struct qcow2_req *q)
 	struct qcow2 *s = q->s;
 	uint64_t in = q->off & (s->cs - 1), got;
 	copy_in(q, buf_of(q) + in, q->pos, q->n);
-	pthread_mutex_lock(&s->lock);
-	int64_t host = qcow2_alloc(s, 1, &got);
-	pthread_mutex_unlock(&s->lock);
-	if (host < 0) {
-		finish(q, host);
-		return;
+	if (!q->have_host) {
+		pthread_mutex_lock(&s->lock);
+		int64_t host = qcow2_alloc(s, 1, &got, NULL);
+		pthread_mutex_unlock(&s->lock);
+		if (host < 0) {
+			finish(q, host);
+			return;
+		}
+		q->host = (uint64_t)host;
+		q->nclusters = 1;
 	}
-	q->host = (uint64_t)host;
-	q->nclusters = 1;
 	q->one = (struct iovec){ buf_of(q), s->cs };
 	file_writev(&q->io, s->f, q->r->e, q->host, &q->one, 1, alloc_done, q);
 }
@@ -467,6 +479,8 @@ static void cow_filled(struct file_io *io, int64_t res)
 	struct qcow2_req *q = io->opaque;
 	if (res >= 0 && q->old.kind == QCOW2_CLUSTER_COMPRESSED)
 		res = inflate(q, res);
+	else if (res >= 0 && q->old.kind == QCOW2_CLUSTER_NORMAL && (uint64_t)res < q->s->cs)
+		memset(buf_of(q) + res, 0, q->s->cs - (uint64_t)res);   /* past EOF */
 	if (res < 0) {
 		finish(q, res);
 		return;
@@ -490,7 +504,7 @@ static void cow_fill(struct qcow2_req *q)
 	switch (q->old.kind) {
 	case QCOW2_CLUSTER_NORMAL:
 		q->one = (struct iovec){ buf, s->cs };
-		file_readv(&q->io, s->f, q->r->e, q->old.host_offset, &q->one, 1, cow_filled, q);
+		file_read_upto(&q->io, s->f, q->r->e, q->old.host_offset, &q->one, 1, cow_filled, q);
 		return;
 	case QCOW2_CLUSTER_COMPRESSED:
 		compressed_read(q, cow_filled);
@@ -510,10 +524,20 @@ static void cow_fill(struct qcow2_req *q)
 	}
 }
 
+/* What a cluster held reads as zeroes: nothing to copy on write. */
+static bool old_reads_zero(const struct qcow2 *s, const struct qcow2_l2_info *old, uint64_t off)
+{
+	if (old->kind == QCOW2_CLUSTER_ZERO_PLAIN || old->kind == QCOW2_CLUSTER_ZERO_ALLOC)
+		return true;
+	uint64_t base = off & ~(s->cs - 1);
+	return old->kind == QCOW2_CLUSTER_UNALLOCATED && (!s->backing || base >= s->backing_size);
+}
+
 /* Starts the write step at q->pos (lock not held). */
 static void write_step(struct qcow2_req *q)
 {
 	struct qcow2 *s = q->s;
+	q->have_host = false;
 	q->off = q->r->offset + q->pos;
 	uint64_t end = q->op == Q_ZERO_WRITE && q->kind == Q_WZ ? q->zero_end : q->r->len;
 	uint64_t left = end - q->pos, in = q->off & (s->cs - 1);
@@ -549,7 +573,7 @@ static void write_step(struct qcow2_req *q)
 	}
 	if (q->n >= s->cs && in == 0) {
 		uint64_t got;
-		int64_t host = qcow2_alloc(s, q->n / s->cs, &got);
+		int64_t host = qcow2_alloc(s, q->n / s->cs, &got, NULL);
 		pthread_mutex_unlock(&s->lock);
 		if (host < 0) {
 			finish(q, host);
@@ -564,6 +588,32 @@ static void write_step(struct qcow2_req *q)
 		}
 		file_writev(&q->io, s->f, q->r->e, q->host, q->slice, q->nslice, alloc_done, q);
 		return;
+	}
+	if (old_reads_zero(s, &q->old, q->off)) {
+		/* Nothing to copy: a cluster past everything ever allocated
+		 * reads zeroes already, so only the new bytes are written (no
+		 * 64 KiB write for a 4 KiB one, as QEMU avoids it too). */
+		uint64_t got;
+		bool fresh;
+		int64_t host = qcow2_alloc(s, 1, &got, &fresh);
+		if (host < 0) {
+			pthread_mutex_unlock(&s->lock);
+			finish(q, host);
+			return;
+		}
+		q->host = (uint64_t)host;
+		q->nclusters = 1;
+		q->have_host = true;
+		if (fresh) {
+			pthread_mutex_unlock(&s->lock);
+			if ((r = slice_of(q, q->pos, q->n)) < 0) {
+				finish(q, r);
+				return;
+			}
+			file_writev(&q->io, s->f, q->r->e, q->host + in, q->slice, q->nslice,
+				    alloc_done, q);
+			return;
+		}
 	}
 	int got = buf_get(q, cow_fill);
 	pthread_mutex_unlock(&s->lock);
