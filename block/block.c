@@ -352,6 +352,25 @@ void block_write(struct block *b, struct io_engine *e, struct block_req *r)
 	read_or_write(b, e, r, true);
 }
 
+void block_write_compressed(struct block *b, struct io_engine *e, struct block_req *r)
+{
+	int64_t len;
+	start(b, e, r);
+	int ret = has_priv(b, r) ? check_rw(b, r, true, &len) : -EINVAL;
+	uint64_t cs = b->cluster_size;
+	if (ret == 0 && (!b->ops->write_compressed || !cs || b->direct))
+		ret = -ENOTSUP;
+	if (ret == 0 && (r->offset % cs || len == 0 ||
+			 ((uint64_t)len != cs && r->offset + (uint64_t)len != b->size)))
+		ret = -EINVAL;
+	if (ret < 0) {
+		block_complete_later(r, ret);
+		return;
+	}
+	r->len = (uint64_t)len;
+	submit(b, r, b->ops->write_compressed);
+}
+
 void block_flush(struct block *b, struct io_engine *e, struct block_req *r)
 {
 	start(b, e, r);

@@ -73,6 +73,8 @@ struct block_ops {
 	int (*flush)(struct block *b, struct block_req *r);
 	int (*discard)(struct block *b, struct block_req *r);
 	int (*write_zeroes)(struct block *b, struct block_req *r);
+	/* Optional (qcow2): see block_write_compressed. */
+	int (*write_compressed)(struct block *b, struct block_req *r);
 	/* Optional: start writing back what the driver caches for requests
 	 * of engine e (metadata); block_drain then waits for it. */
 	void (*drain)(struct block *b, struct io_engine *e);
@@ -96,6 +98,7 @@ struct block {
 	bool direct;                 /* cache=none: O_DIRECT */
 	bool discard_supported;
 	bool write_zeroes_supported;
+	uint32_t cluster_size;       /* qcow2: the unit of compressed writes; 0 for raw */
 	struct host_file file;       /* the image file itself */
 	size_t req_priv_size;        /* what each block_req's drv must hold */
 	void *priv;                  /* driver state */
@@ -131,6 +134,13 @@ void block_write(struct block *b, struct io_engine *e, struct block_req *r);
 void block_flush(struct block *b, struct io_engine *e, struct block_req *r);
 void block_discard(struct block *b, struct io_engine *e, struct block_req *r);
 void block_write_zeroes(struct block *b, struct io_engine *e, struct block_req *r);
+
+/* One cluster stored compressed (kvmini-img convert -c): the offset a
+ * multiple of b->cluster_size, the length one cluster or what is left of
+ * the disk. Data that does not shrink is stored as a normal cluster.
+ * -ENOTSUP for formats without compression and under cache=none (the
+ * compressed bytes sit at any byte offset); -EINVAL off the grid. */
+void block_write_compressed(struct block *b, struct io_engine *e, struct block_req *r);
 
 /* Runs e until every request submitted on it has completed and the
  * driver's write-back for them is done. 0 or the engine's -errno. */

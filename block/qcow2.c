@@ -45,6 +45,12 @@ static int q_write_zeroes(struct block *b, struct block_req *r)
 	return 0;
 }
 
+static int q_write_compressed(struct block *b, struct block_req *r)
+{
+	qcow2_submit(b->priv, r, Q_COMPRESSED);
+	return 0;
+}
+
 static void flush_done(struct file_io *io, int64_t res)
 {
 	struct qcow2_req *q = io->opaque;
@@ -218,6 +224,7 @@ static const struct block_ops qcow2_ops = {
 	.flush = q_flush,
 	.discard = q_discard,
 	.write_zeroes = q_write_zeroes,
+	.write_compressed = q_write_compressed,
 	.status = q_status,
 	.resize = q_resize,
 	.close = q_close,
@@ -463,6 +470,7 @@ static int qcow2_open(struct block *b, const struct block_config *cfg)
 	b->size = s->virtual_size & ~511ull;
 	b->discard_supported = true;
 	b->write_zeroes_supported = true;
+	b->cluster_size = (uint32_t)s->cs;
 	b->req_priv_size = sizeof(struct qcow2_req) + s->backing_priv;
 	b->priv = s;
 	b->ops = &qcow2_ops;

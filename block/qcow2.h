@@ -86,6 +86,7 @@ struct qcow2 {
 	uint64_t end;             /* first cluster index past everything allocated */
 	uint64_t file_len;        /* the file's length, grown ahead of end (UINT64_MAX: cannot) */
 	uint64_t open_len;        /* its length at open */
+	uint64_t compressed_next; /* where the next compressed extent may go, or 0 */
 	uint64_t *frees;          /* host cluster indices to decrement at write-back */
 	unsigned nfrees;
 	bool l2_dirty_since_sync; /* L2/L1 point at data not yet known durable */
@@ -107,7 +108,7 @@ struct qcow2 {
 /* What a request is (kind), and what its current step does (op): a
  * write-zeroes request writes real zeroes (Q_ZERO_WRITE) where the
  * metadata alone cannot make clusters read as zero. */
-enum qcow2_op { Q_READ, Q_WRITE, Q_DISCARD, Q_WZ, Q_ZERO_WRITE };
+enum qcow2_op { Q_READ, Q_WRITE, Q_DISCARD, Q_WZ, Q_ZERO_WRITE, Q_COMPRESSED };
 
 /* One guest request on its way through the image (in the block_req's drv
  * area; the backing driver's area follows it). */
@@ -158,6 +159,10 @@ int qcow2_rc_get(struct qcow2 *s, uint64_t hc, uint64_t *rc);
  * returns the first host offset or -errno. *fresh (if asked): they lie
  * past everything ever allocated, so the file reads zeroes there. */
 int64_t qcow2_alloc(struct qcow2 *s, uint64_t n, uint64_t *got, bool *fresh);
+/* len bytes for compressed data, packed after the previous ones in the
+ * same host cluster when they fit (each extent counts one reference on
+ * its cluster). Returns the host byte offset or -errno. */
+int64_t qcow2_alloc_bytes(struct qcow2 *s, uint64_t len);
 /* Drops one reference of each host cluster of an entry that is replaced,
  * after the L2 change is durable (at the next write-back). */
 int qcow2_free_entry(struct qcow2 *s, const struct qcow2_l2_info *old);

@@ -38,7 +38,9 @@ static void finish(struct qcow2_req *q, int64_t res)
 		pthread_mutex_unlock(&s->lock);
 	}
 	if (res >= 0)
-		res = q->kind == Q_READ || q->kind == Q_WRITE ? (int64_t)q->r->len : 0;
+		res = q->kind == Q_READ || q->kind == Q_WRITE || q->kind == Q_COMPRESSED
+			      ? (int64_t)q->r->len
+			      : 0;
 	if (q->in_submit)
 		block_complete_later(q->r, res);   /* never inside the caller */
 	else
@@ -784,8 +786,98 @@ static void step(struct qcow2_req *q)
 			if (zero_step(q))
 				return;
 			break;
+		case Q_COMPRESSED:
+			return;   /* compressed_step drives it */
 		}
 	}
+}
+
+/* ---- compressed writes (kvmini-img convert -c) ------------------------------- */
+
+static void compressed_done(struct file_io *io, int64_t res)
+{
+	struct qcow2_req *q = io->opaque;
+	struct qcow2 *s = q->s;
+	uint64_t gc = q->off >> s->cluster_bits;
+	int r = res < 0 ? (int)res : 0;
+	pthread_mutex_lock(&s->lock);
+	struct qcow2_l2_info old;
+	uint64_t e = qcow2_compressed_encode(q->host, q->n, s->cluster_bits);
+	if (r == 0 && !e)
+		r = -EIO;
+	if (r == 0)
+		r = decode(s, gc, &old);
+	if (r == 0 && (r = qcow2_l2_set(s, gc, e)) == 0)
+		r = qcow2_free_entry(s, &old);
+	range_release(q);
+	buf_put(q);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		finish(q, r);
+		return;
+	}
+	q->pos = q->r->len;
+	step(q);
+}
+
+static void compressed_write(struct qcow2_req *q)
+{
+	struct qcow2 *s = q->s;
+	uint8_t *plain = buf_of(q), *packed = plain + s->cs;
+	size_t len = (size_t)q->r->len;
+	iov_to_buf(q->r->iov, q->r->iovcnt, 0, plain, len);
+	memset(plain + len, 0, s->cs - len);
+	ssize_t clen = qcow2_compress(s->h.compression_type, plain, s->cs, packed,
+				      s->buf_len - s->cs);
+	if (clen == -ENOSPC) {
+		/* It does not shrink: a normal cluster. */
+		pthread_mutex_lock(&s->lock);
+		range_release(q);
+		buf_put(q);
+		pthread_mutex_unlock(&s->lock);
+		q->op = Q_WRITE;
+		q->kind = Q_WRITE;
+		step(q);
+		return;
+	}
+	int64_t host = clen;
+	if (clen > 0) {
+		pthread_mutex_lock(&s->lock);
+		host = qcow2_alloc_bytes(s, (uint64_t)clen);
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (host < 0) {
+		finish(q, host);
+		return;
+	}
+	q->host = (uint64_t)host;
+	q->n = (uint64_t)clen;
+	q->one = (struct iovec){ packed, (size_t)clen };
+	file_writev(&q->io, s->f, q->r->e, q->host, &q->one, 1, compressed_done, q);
+}
+
+static void compressed_step(struct qcow2_req *q)
+{
+	struct qcow2 *s = q->s;
+	q->off = q->r->offset;
+	uint64_t gc = q->off >> s->cluster_bits;
+	pthread_mutex_lock(&s->lock);
+	if (s->broken) {
+		pthread_mutex_unlock(&s->lock);
+		finish(q, -EIO);
+		return;
+	}
+	if (!range_take(q, gc, gc + 1)) {
+		q->resume = compressed_step;   /* range_take parked q for step() */
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	int got = buf_get(q, compressed_write);
+	pthread_mutex_unlock(&s->lock);
+	if (got < 0)
+		finish(q, got);
+	else if (got)
+		compressed_write(q);
 }
 
 void qcow2_submit(struct qcow2 *s, struct block_req *r, enum qcow2_op kind)
@@ -802,6 +894,9 @@ void qcow2_submit(struct qcow2 *s, struct block_req *r, enum qcow2_op kind)
 	/* Completions inside this call are deferred; later ones (on this
 	 * thread, from the engine) are direct. */
 	q->in_submit = true;
-	step(q);
+	if (kind == Q_COMPRESSED)
+		compressed_step(q);
+	else
+		step(q);
 	q->in_submit = false;
 }

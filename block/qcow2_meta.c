@@ -529,6 +529,25 @@ int64_t qcow2_alloc(struct qcow2 *s, uint64_t n, uint64_t *got, bool *fresh)
 	return (int64_t)(start << s->cluster_bits);
 }
 
+int64_t qcow2_alloc_bytes(struct qcow2 *s, uint64_t len)
+{
+	uint64_t next = s->compressed_next, in = next & (s->cs - 1);
+	int r;
+	if (next && in && in + len <= s->cs) {
+		uint64_t hc = next >> s->cluster_bits, rc;
+		if ((r = qcow2_rc_get(s, hc, &rc)) < 0 || (r = refcount_set(s, hc, rc + 1)) < 0)
+			return r;
+		s->compressed_next = next + len;
+		return (int64_t)next;
+	}
+	uint64_t got;
+	int64_t host = qcow2_alloc(s, 1, &got, NULL);
+	if (host < 0)
+		return host;
+	s->compressed_next = (uint64_t)host + len;
+	return host;
+}
+
 /* ---- freeing --------------------------------------------------------------- */
 
 static int free_push(struct qcow2 *s, uint64_t hc)
@@ -626,9 +645,11 @@ int qcow2_writeback(struct qcow2 *s)
 		if (l2 && (r = file_sync(s->f)) < 0)
 			return r;
 		/* Taken off the list first: a cache eviction below may write
-		 * back again, and must not apply them twice. */
+		 * back again, and must not apply them twice. A cluster that
+		 * may drop to refcount 0 takes no more compressed extents. */
 		unsigned n = s->nfrees;
 		s->nfrees = 0;
+		s->compressed_next = 0;
 		for (unsigned i = 0; i < n; i++) {
 			uint64_t hc = s->frees[i], rc;
 			if ((r = qcow2_rc_get(s, hc, &rc)) < 0)

@@ -63,7 +63,25 @@ static int write_nonzero(struct img_sync *dst, uint64_t off, const uint8_t *buf,
 	return 0;
 }
 
-static int copy(struct block *src, struct block *dst, struct progress *p)
+/* -c: every cluster that is not all zeroes, compressed. */
+static int write_compressed(struct img_sync *dst, uint64_t off, const uint8_t *buf, size_t len)
+{
+	uint64_t cs = dst->b->cluster_size;
+	for (size_t i = 0; i < len;) {
+		size_t n = cs - (off + i) % cs;
+		if (n > len - i)
+			n = len - i;
+		if (!all_zero(buf + i, n)) {
+			int ret = img_sync_write_compressed(dst, off + i, buf + i, n);
+			if (ret < 0)
+				return ret;
+		}
+		i += n;
+	}
+	return 0;
+}
+
+static int copy(struct block *src, struct block *dst, struct progress *p, bool compress)
 {
 	struct img_sync s, d;
 	uint8_t *buf = NULL;
@@ -78,7 +96,20 @@ static int copy(struct block *src, struct block *dst, struct progress *p)
 	if (posix_memalign((void **)&buf, 4096, CHUNK))
 		ret = -ENOMEM;
 	uint64_t off = 0, size = src->size;
-	while (!ret && off < size) {
+	/* -c: cluster by cluster (compressed writes are whole clusters), all
+	 * of the source, zero clusters left out. */
+	while (compress && !ret && off < size) {
+		size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		if ((ret = img_sync_read(&s, off, buf, n)) < 0)
+			log_err("error while reading at byte %llu: %s", (unsigned long long)off,
+				strerror(-ret));
+		else if ((ret = write_compressed(&d, off, buf, n)) < 0)
+			log_err("error while writing at byte %llu: %s", (unsigned long long)off,
+				strerror(-ret));
+		off += n;
+		progress(p, off, size, false);
+	}
+	while (!compress && !ret && off < size) {
 		struct block_extent x = { .len = size - off, .data = true };
 		int st = block_status(src, off, size - off, &x);
 		if (st < 0 && st != -ENOTSUP) {
@@ -167,10 +198,8 @@ int cmd_convert(int argc, char **argv)
 	 * stderr, so piped stdout stays clean. */
 	prog.on = prog.on && !quiet && isatty(STDERR_FILENO);
 	bool qcow2 = out_fmt == BLOCK_FMT_QCOW2;
-	if (compress) {
-		/* Hook: needs block_write_compressed() in block.h (see docs/kvmini-img.md). */
-		log_err("convert -c: compressed output is not supported yet (the block layer has "
-			"no compressed write)");
+	if (compress && !qcow2) {
+		log_err("Compression not supported for this file format");
 		return IMG_ERR;
 	}
 	struct img_create_opts o = IMG_CREATE_OPTS_INIT;
@@ -191,7 +220,7 @@ int cmd_convert(int argc, char **argv)
 		ret = img_open(&dst, dst_path, out_fmt, false, BLOCK_CACHE_WRITEBACK);
 	if (ret == 0) {
 		progress(&prog, 0, src->size, false);
-		ret = copy(src, dst, &prog);
+		ret = copy(src, dst, &prog, compress);
 		if (ret == 0)
 			progress(&prog, src->size, src->size, true);
 		block_close(dst);

@@ -78,6 +78,8 @@ int img_sync_init(struct img_sync *s, struct block *b);
 void img_sync_fini(struct img_sync *s);
 int img_sync_read(struct img_sync *s, uint64_t off, void *buf, size_t len);
 int img_sync_write(struct img_sync *s, uint64_t off, const void *buf, size_t len);
+/* One cluster, compressed (block_write_compressed). */
+int img_sync_write_compressed(struct img_sync *s, uint64_t off, const void *buf, size_t len);
 int img_sync_write_zeroes(struct img_sync *s, uint64_t off, uint64_t len);
 int img_sync_flush(struct img_sync *s);
 

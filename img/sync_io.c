@@ -71,6 +71,13 @@ int img_sync_write(struct img_sync *s, uint64_t off, const void *buf, size_t len
 	return run(s, block_write, &r);
 }
 
+int img_sync_write_compressed(struct img_sync *s, uint64_t off, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+	struct block_req r = { .offset = off, .iov = &iov, .iovcnt = 1 };
+	return run(s, block_write_compressed, &r);
+}
+
 int img_sync_write_zeroes(struct img_sync *s, uint64_t off, uint64_t len)
 {
 	struct block_req r = { .offset = off, .len = len, .may_unmap = true };
