@@ -120,8 +120,9 @@ def run_timed(cmd, timeout):
 
 
 class Guest:
-    def __init__(self, name, args):
+    def __init__(self, name, args, image=None, fmt="raw"):
         self.name, self.args = name, args
+        self.image, self.fmt = image or args.file, fmt
 
     def cmd(self, cmdline):
         raise NotImplementedError
@@ -153,20 +154,20 @@ class Qemu(Guest):
         return [a.qemu, "-accel", "kvm", "-cpu", "qemu64", "-M", "pc", *bios, "-m", "512M",
                 "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-                "-drive", f"if=none,id=d0,file={a.file},format=raw,cache=none,aio=io_uring",
+                "-drive", f"if=none,id=d0,file={self.image},format={self.fmt},cache=none,aio=io_uring",
                 "-device", f"virtio-blk-pci,drive=d0,disable-legacy=on,num-queues={a.queues}",
                 "-kernel", a.guest, "-append", cmdline]
 
 
 class Kvmini(Guest):
-    def __init__(self, name, args, iothread="queue", binary=None):
-        super().__init__(name, args)
+    def __init__(self, name, args, iothread="queue", binary=None, image=None, fmt="raw"):
+        super().__init__(name, args, image, fmt)
         self.iothread = iothread
         self.binary = binary or args.kvmini
 
     def cmd(self, cmdline):
         a = self.args
-        disk = f"path={a.file},format=raw,cache=none,queues={a.queues}"
+        disk = f"path={self.image},format={self.fmt},cache=none,queues={a.queues}"
         if self.iothread != "queue":
             disk += f",iothread={self.iothread}"
         return [self.binary, "run", "--kernel", a.guest, "--debug-exit", "--console", "stdio",
@@ -202,7 +203,9 @@ def main():
     ap.add_argument("--cases", default=DEFAULT_CASES, help="op:bs:qd,... (default %(default)s)")
     ap.add_argument("--ios", type=int, help="requests per run (default: 5000 at 4k QD1, 20000 at QD>1, 1000 at 1m)")
     ap.add_argument("--engines", default="host,qemu,kvmini",
-                    help="host,qemu,kvmini,kvmini-iodisk (default %(default)s)")
+                    help="host,qemu,kvmini,kvmini-iodisk,qemu-qcow2,kvmini-qcow2,qemu-overlay,"
+                    "kvmini-overlay (default %(default)s); *-qcow2 use a fully allocated qcow2 "
+                    "copy of the file, *-overlay an empty qcow2 overlay on that copy")
     ap.add_argument("--queues", type=int, default=1, help="virtqueues of the disk (default 1)")
     ap.add_argument("--kvmini-base", help="a second kvmini binary (e.g. built before a change), "
                     "run as engine 'kvmini-base' interleaved with the others")
@@ -220,12 +223,16 @@ def main():
             runners["host"] = None
         else:
             log("blk-bench: SKIP host baseline: fio is not installed (apt-get install fio)")
-    if "qemu" in engines:
+    qcow2 = args.file + ".qcow2"
+    overlay = args.file + ".overlay.qcow2"
+    for name in [e for e in engines if e.startswith("qemu")]:
         if shutil.which(args.qemu) and os.access("/dev/kvm", os.R_OK | os.W_OK):
-            runners["qemu"] = Qemu("qemu", args)
+            img, imgfmt = {"qemu": (None, "raw"), "qemu-qcow2": (qcow2, "qcow2"),
+                           "qemu-overlay": (overlay, "qcow2")}[name]
+            runners[name] = Qemu(name, args, img, imgfmt)
         else:
-            log(f"blk-bench: SKIP qemu: {args.qemu} or /dev/kvm not usable")
-    if "kvmini" in engines or "kvmini-iodisk" in engines:
+            log(f"blk-bench: SKIP {name}: {args.qemu} or /dev/kvm not usable")
+    if any(e.startswith("kvmini") for e in engines):
         usage = ""
         if args.kvmini and os.access(args.kvmini, os.X_OK):
             p = subprocess.run([args.kvmini, "run", "--help"], capture_output=True, text=True)
@@ -237,6 +244,11 @@ def main():
                 runners["kvmini-iodisk"] = Kvmini("kvmini-iodisk", args, "disk")
             if args.kvmini_base:
                 runners["kvmini-base"] = Kvmini("kvmini-base", args, binary=args.kvmini_base)
+            if "kvmini-qcow2" in engines:
+                runners["kvmini-qcow2"] = Kvmini("kvmini-qcow2", args, image=qcow2, fmt="qcow2")
+            if "kvmini-overlay" in engines:
+                runners["kvmini-overlay"] = Kvmini("kvmini-overlay", args, image=overlay,
+                                                   fmt="qcow2")
         else:
             why = ("no --kvmini binary given" if not args.kvmini else
                    f"{args.kvmini} is not executable" if not os.access(args.kvmini, os.X_OK) else
@@ -252,6 +264,15 @@ def main():
         log(f"blk-bench: {args.file} is on tmpfs: O_DIRECT fails there; use --file on a disk")
         return 1
     created = make_file(args.file, args.size_mib)
+    if any(e.endswith(("-qcow2", "-overlay")) for e in runners):
+        # Same data as the raw file, every cluster allocated; the overlay
+        # starts empty, so its reads come from the base.
+        for f in (qcow2, overlay):
+            if os.path.exists(f):
+                os.unlink(f)
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", args.file, qcow2], check=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", qcow2, "-F", "qcow2",
+                        overlay], check=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     qv = subprocess.run([args.qemu, "--version"], capture_output=True, text=True).stdout.split("\n")[0] \
         if "qemu" in runners else "-"
@@ -291,6 +312,9 @@ def main():
                         pass
             results.setdefault(key, {})["ios"] = ios
     finally:
+        for f in (qcow2, overlay):
+            if os.path.exists(f) and not args.keep_file:
+                os.unlink(f)
         if created and not args.keep_file:
             os.unlink(args.file)
 

@@ -92,10 +92,13 @@ static int add_disks(struct vm *vm, bool *input_error)
 			queues = DISK_MAX_QUEUES;
 		int r = virtio_blk_create(&vm->disks[i], vm, d, queues);
 		if (r) {
-			/* Problems opening the image are the user's; the rest
-			 * (PCI slots, KVM) are ours. */
+			/* Problems opening the image are the user's (a bad or
+			 * unsupported image, a backing loop); the rest (PCI
+			 * slots, KVM) are ours, and so is an image another
+			 * process is using (-EBUSY: exit 1, as QEMU). */
 			*input_error = r == -ENOENT || r == -EISDIR || r == -EINVAL || r == -EACCES ||
-				       r == -ENOTSUP || r == -EROFS || r == -EPERM;
+				       r == -ENOTSUP || r == -EROFS || r == -EPERM || r == -ELOOP ||
+				       r == -EFBIG || r == -ENAMETOOLONG;
 			return r;
 		}
 		vm->ndisks++;

@@ -122,6 +122,31 @@ KERNEL=
 
 qemu_cmd=("$QEMU" -accel tcg -cpu max -smp 2 -m 3G -no-reboot -nic none
 	-kernel "$KERNEL" -initrd "$IMAGES/testhost.cpio.gz")
+
+# The qcow2 cases: images made here, shared with the test host over 9p
+# (SHARE), checked here afterwards with qemu-img, e2fsck and debugfs.
+SHARE=$WORK/share
+qcow2_prepare() {
+	local t
+	rm -rf "$SHARE"
+	mkdir -p "$SHARE/tree/base"
+	for t in qemu-img mke2fs e2fsck debugfs; do command -v $t >/dev/null || return 0; done
+	head -c $((3 * 1048576)) /dev/urandom >"$SHARE/tree/base/keep.bin"
+	echo "base file, to be changed" >"$SHARE/tree/base/change.txt"
+	echo "base file, to be removed" >"$SHARE/tree/base/remove.txt"
+	sha256sum "$SHARE/tree/base/keep.bin" | cut -d' ' -f1 >"$SHARE/keep.sha256"
+	mke2fs -q -t ext4 -F -d "$SHARE/tree" "$SHARE/base.raw" 64M || return 0
+	rm -rf "$SHARE/tree"
+	sha256sum "$SHARE/base.raw" | cut -d' ' -f1 >"$SHARE/base.sha256"
+	# -b base.raw: relative to the overlay's folder, so it resolves in the test host too.
+	for t in overlay lock1 lock2; do
+		(cd "$SHARE" && qemu-img create -q -f qcow2 -b base.raw -F raw $t.qcow2) || return 0
+	done
+}
+case " $CASES " in *" qcow2-"*)
+	if [ $REPARSE = 0 ]; then qcow2_prepare; fi
+	qemu_cmd+=(-virtfs "local,path=$SHARE,mount_tag=share,security_model=none") ;;
+esac
 # shellcheck disable=SC2206
 extra=(${KVMINI_E2E_QEMU_ARGS:-})
 
@@ -390,6 +415,31 @@ check_disk_verify() {
 	[ "$v" = 0 ] || echo "e2fsck -fn on the host found problems (rc=${v:-none}): $(grep '^e2fsck: ' "$CASEDIR/$c.host" | tail -n 2 | tr '\n' ' ')"
 }
 
+# check_qcow2_ext4: the overlay the guest wrote, checked on this machine.
+check_qcow2_ext4() {
+	local c=qcow2-ext4 v o=$SHARE/overlay.out.qcow2 raw=$SHARE/flat.raw
+	[ "$(kv $c host copied-back)" = 1 ] || { echo "the images did not come back out of the test host"; return; }
+	v=$(kv $c out keep-sha256)
+	[ "$v" = "$(cat "$SHARE/keep.sha256")" ] || { echo "guest read base/keep.bin as sha256 $v, the base has $(cat "$SHARE/keep.sha256")"; return; }
+	[ "$(kv $c out 'qcow2-umount rc')" = 0 ] || { echo "guest umount failed$(guest_hint $c)"; return; }
+	qemu-img check -f qcow2 "$o" >"$CASEDIR/$c.qcheck" 2>&1 ||
+		{ echo "qemu-img check of the overlay: $(grep -v '^$' "$CASEDIR/$c.qcheck" | head -2 | tr '\n' ' ')"; return; }
+	[ "$(sha256sum "$SHARE/base.out.raw" | cut -d' ' -f1)" = "$(cat "$SHARE/base.sha256")" ] ||
+		{ echo "the base image changed in the test host"; return; }
+	[ "$(sha256sum "$SHARE/base.raw" | cut -d' ' -f1)" = "$(cat "$SHARE/base.sha256")" ] ||
+		{ echo "the base image in the share changed"; return; }
+	# The copied-back overlay names base.raw relative to itself: the share's base.
+	qemu-img convert -O raw "$o" "$raw" || { echo "qemu-img convert -O raw of the overlay failed"; return; }
+	e2fsck -fn "$raw" >"$CASEDIR/$c.fsck" 2>&1 || { echo "e2fsck -fn on the flattened overlay: $(tail -n 2 "$CASEDIR/$c.fsck" | tr '\n' ' ')"; return; }
+	v=$(debugfs -R "cat /new/data.bin" "$raw" 2>/dev/null | sha256sum | cut -d' ' -f1)
+	[ "$v" = "$(kv $c out data-sha256)" ] || { echo "new/data.bin on the host has sha256 $v, the guest wrote $(kv $c out data-sha256)"; return; }
+	v=$(debugfs -R "cat /base/keep.bin" "$raw" 2>/dev/null | sha256sum | cut -d' ' -f1)
+	[ "$v" = "$(cat "$SHARE/keep.sha256")" ] || { echo "base/keep.bin changed: $v"; return; }
+	[ "$(debugfs -R "cat /base/change.txt" "$raw" 2>/dev/null)" = "changed by the guest" ] || { echo "base/change.txt does not hold the guest's text"; return; }
+	[ "$(debugfs -R "cat /new/f7" "$raw" 2>/dev/null)" = "guest file 7" ] || { echo "new/f7 is wrong"; return; }
+	debugfs -R "stat /base/remove.txt" "$raw" 2>&1 | grep -q 'File not found' || { echo "base/remove.txt is still there"; return; }
+}
+
 check_case() {
 	local c=$1 why='' rc
 	if [ ! -e "$CASEDIR/$c.case" ]; then
@@ -451,6 +501,19 @@ check_case() {
 	disk-verify | disk-intx)
 		why=$(expect_boot "$c" disk-verify 1 1)
 		[ -n "$why" ] || why=$(check_disk_verify "$c") ;;
+	qcow2-ext4)
+		why=$(expect_boot "$c" qcow2-ext4 1 1)
+		[ -n "$why" ] || why=$(check_qcow2_ext4) ;;
+	qcow2-lock)
+		why=$(expect_boot "$c" poweroff 1 1)
+		if [ -z "$why" ]; then
+			if [ "$(kv $c host conflict-rc)" != 1 ] || [ "$(kv $c host conflict-lines)" != 1 ] ||
+				! grep -q '^conflict-err: .*in use' "$CASEDIR/$c.host"; then
+				why="a second writer of one image: status $(kv $c host conflict-rc), $(kv $c host conflict-lines) stderr line(s), expected 1 and one 'in use' line: $(grep '^conflict-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"
+			elif [ "$(kv $c host second-rc)" != 0 ] || [ "$(kv $c host second-markers)" != 1 ]; then
+				why="the second guest on its own overlay of the same base ended with status $(kv $c host second-rc) after $(kv $c host second-markers) boot(s)"
+			fi
+		fi ;;
 	trace-exits)
 		why=$(expect_boot "$c" poweroff 1 1)
 		if [ -z "$why" ]; then

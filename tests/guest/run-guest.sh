@@ -3,7 +3,8 @@
 #
 #   run-guest.sh VMM GUEST [--cpus N] [--test NAME] [--append WORDS]
 #                [--status S] [--expect TEXT]... [--timeout SECS]
-#                [--disk IMG [--disk-opts K=V,...]] [--keep-log FILE]
+#                [--disk IMG [--format raw|qcow2] [--disk-opts K=V,...]]
+#                [--keep-log FILE]
 #
 # VMM is the kvmini binary, or the word "qemu" for qemu-system-x86_64 (from
 # $QEMU or PATH) on the same /dev/kvm. GUEST is microguest.elf.
@@ -19,6 +20,8 @@
 # serial "microguest-blk": kvmini --disk path=IMG,format=raw,serial=...;
 # QEMU virtio-blk-pci,disable-legacy=on on a cache=none, aio=io_uring,
 # discard=unmap drive (IMG must be on a file system with O_DIRECT).
+# --format qcow2 attaches IMG as a qcow2 image instead (kvmini format=qcow2,
+# QEMU format=qcow2; a backing file is opened by the VMM itself).
 # --disk-opts adds kvmini --disk keys (queues=2,iothread=disk) or QEMU
 # virtio-blk-pci properties (num-queues=2).
 # --keep-log FILE copies the console log (CRs removed) to FILE.
@@ -30,7 +33,7 @@ skip() { echo "run-guest: SKIP: $*"; exit 77; }
 [ $# -ge 2 ] || die "usage: run-guest.sh VMM GUEST [options]"
 vmm=$1 guest=$2
 shift 2
-cpus=1 test=basic append='' status=0 timeout_s=30 expects='' disk='' disk_opts='' keep_log=''
+cpus=1 test=basic append='' status=0 timeout_s=30 expects='' disk='' disk_opts='' keep_log='' format=raw
 nl='
 '
 while [ $# -gt 0 ]; do
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--disk) disk=$2; shift 2 ;;
 	--disk-opts) disk_opts=,$2; shift 2 ;;
+	--format) format=$2; shift 2 ;;
 	--keep-log) keep_log=$2; shift 2 ;;
 	*) die "unknown option $1" ;;
 	esac
@@ -69,15 +73,18 @@ if [ "$vmm" = qemu ]; then
 	set -- "$qemu" -accel kvm -cpu qemu64 -M pc $bios -nodefaults -display none \
 		-no-reboot -serial "file:$log" -device isa-debug-exit,iobase=0xf4,iosize=4 \
 		-smp "$cpus" -kernel "$guest" -append "$cmdline"
+	# On qcow2, QEMU's isa-debug-exit ends it by exit(), which drops the
+	# metadata it has not flushed: run-blk.sh and run-blkbench.sh make the
+	# guest flush at the end (blk_final_flush=1).
 	[ -z "$disk" ] || set -- "$@" \
-		-drive "if=none,id=d0,file=$disk,format=raw,cache=none,aio=io_uring,discard=unmap" \
+		-drive "if=none,id=d0,file=$disk,format=$format,cache=none,aio=io_uring,discard=unmap" \
 		-device "virtio-blk-pci,drive=d0,disable-legacy=on,serial=microguest-blk$disk_opts"
 else
 	[ -x "$vmm" ] || die "kvmini $vmm not found"
 	want=$status
 	set -- "$vmm" run --kernel "$guest" --debug-exit --console "file=$log" \
 		--cpus "$cpus" --cmdline "$cmdline" --trace-exits
-	[ -z "$disk" ] || set -- "$@" --disk "path=$disk,format=raw,serial=microguest-blk$disk_opts"
+	[ -z "$disk" ] || set -- "$@" --disk "path=$disk,format=$format,serial=microguest-blk$disk_opts"
 fi
 
 printf 'run-guest:'

@@ -12,6 +12,12 @@
  *   blk_discard=zero|any  after DISCARD, sectors must read zero (default) or
  *                    anything (the spec allows both)
  *   blk_check_len=0  do not check the used elements' len
+ *   blk_final_flush=1  FLUSH once more at the very end (for QEMU on qcow2,
+ *                    whose isa-debug-exit exit() drops the qcow2 metadata
+ *                    of the last discard/write-zeroes requests otherwise)
+ *   blk_pattern=repeat  word k of a sector = the same word for every k (the
+ *                    pattern without the k * GOLDEN stride): compressible,
+ *                    for a compressed qcow2 base (run-blk.sh)
  *
  * Console lines the host checker parses (blk_image.py):
  *   microguest: blk capacity=N sectors
@@ -22,7 +28,8 @@
  *
  * Pattern: sector s, seed x: 64 little-endian 64-bit words,
  *   word k = mix64((x << 40) ^ s) + k * 0x9e3779b97f4a7c15 (mod 2^64),
- * mix64 = the splitmix64 finaliser (blk_image.py has the same). */
+ * mix64 = the splitmix64 finaliser (blk_image.py has the same); with
+ * blk_pattern=repeat the stride is 0 instead of 0x9e3779b97f4a7c15. */
 #include "vblk.h"
 
 #define SECTOR 512u
@@ -50,13 +57,15 @@ static uint64_t mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
+static uint64_t stride = GOLDEN;
+
 static void pattern_fill(uint8_t *buf, uint64_t sector, uint32_t count, uint64_t seed)
 {
 	uint64_t *w = (uint64_t *)buf;
 	for (uint32_t s = 0; s < count; s++) {
 		uint64_t base = mix64(seed << 40 ^ (sector + s));
 		for (unsigned k = 0; k < SECTOR / 8; k++)
-			*w++ = base + k * GOLDEN;
+			*w++ = base + k * stride;
 	}
 }
 
@@ -67,7 +76,7 @@ static void verify(const char *what, const uint8_t *buf, uint64_t sector, uint32
 	for (uint32_t s = 0; s < count; s++) {
 		uint64_t base = seed == ~0ull ? 0 : mix64(seed << 40 ^ (sector + s));
 		for (unsigned k = 0; k < SECTOR / 8; k++, w++) {
-			uint64_t want = seed == ~0ull ? 0 : base + k * GOLDEN;
+			uint64_t want = seed == ~0ull ? 0 : base + k * stride;
 			if (*w != want)
 				fail("blk %s: sector %lu word %u reads %lx, want %lx", what,
 				     sector + s, k, *w, want);
@@ -202,6 +211,8 @@ static void test_blk(void)
 	char mode[8];
 	bool discard_zero = !cmdline_get("blk_discard", mode, sizeof(mode)) || strcmp(mode, "any") != 0;
 	bool ro = vblk_has(&blk, VIRTIO_BLK_F_RO);
+	if (cmdline_get("blk_pattern", mode, sizeof(mode)) && strcmp(mode, "repeat") == 0)
+		stride = 0;
 
 	uint8_t *wbuf = mem_alloc(DATA_COUNT * SECTOR, 4096);
 	uint8_t *rbuf = mem_alloc(DATA_COUNT * SECTOR, 4096);
@@ -319,5 +330,7 @@ static void test_blk(void)
 	else if (host)
 		verify("read after reset", rbuf, 0, 8, hostseed);
 	say("blk reset: device works after reset and re-initialisation");
+	if (!ro && cmdline_get_u64("blk_final_flush", 0) && vblk_has(&blk, VIRTIO_BLK_F_FLUSH))
+		expect_status("final flush", one(VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
 }
 GUEST_TEST("blk", test_blk, "virtio-blk (modern PCI): data, flush, discard, write-zeroes, get-id, errors");
