@@ -159,6 +159,8 @@ static void assert_reads_like_qemu(const char *img)
 	free(raw);
 }
 
+static void assert_check(const char *img, bool leaks_ok);
+
 /* ---- reading what qemu wrote --------------------------------------------- */
 
 static void read_qemu_images(void **state)
@@ -191,6 +193,32 @@ static void read_qemu_images(void **state)
 		{ 5242816ull << 10, 64 << 10, 0x44 }, { 3ull << 30, 1 << 20, 0 },
 	};
 	uint8_t *buf = malloc(1 << 20);
+	/* 3 TiB, sparse: qemu's writes at both ends and in the middle, ours
+	 * near the end, each read by the other. */
+	char *big = tmp_path("big.qcow2");
+	assert_int_equal(sh("qemu-img create -f qcow2 '%s' 3T && qemu-io -c 'write -P 0x31 0 64k' "
+			    "-c 'write -P 0x32 1649267441664 128k' -c 'write -P 0x33 3298534817792 64k' "
+			    "'%s'", big, big), 0);
+	struct block *bb = open_img(big, false);
+	assert_int_equal(bb->size, 3ull << 40);
+	static const struct { uint64_t off; uint8_t v; } bw[] = {
+		{ 0, 0x31 }, { 1649267441664ull, 0x32 }, { 1649267441664ull + 65536, 0x32 },
+		{ 3298534817792ull, 0x33 }, { 2ull << 40, 0 },
+	};
+	for (size_t i = 0; i < sizeof(bw) / sizeof(bw[0]); i++) {
+		assert_int_equal(do_req(block_read, bb, &e, bw[i].off, buf, 65536, false), 65536);
+		assert_int_equal(buf[0], bw[i].v);
+		assert_int_equal(buf[65535], bw[i].v);
+	}
+	memset(buf, 0x34, 65536);
+	assert_int_equal(do_req(block_write, bb, &e, (3ull << 40) - 131072, buf, 65536, false),
+			 65536);
+	block_close(bb);
+	assert_check(big, false);
+	assert_int_equal(sh("qemu-io -r -c 'read -P 0x34 3298534752256 64k' '%s' | grep -q '^read'",
+			    big), 0);
+	unlink(big);
+	free(big);
 	for (size_t i = 0; i < sizeof(win) / sizeof(win[0]); i++) {
 		memset(buf, 0xee, win[i].len);
 		assert_int_equal(do_req(block_read, b, &e, win[i].off, buf, win[i].len, false),
