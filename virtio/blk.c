@@ -428,6 +428,11 @@ static void on_kick(void *opaque, int res)
 	struct blk_queue *bq = opaque;
 	if (atomic_load(&bq->w->stopping))
 		return;
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		/* Re-arming a read that keeps failing would spin: stop. */
+		worker_failed(bq->w, "the kick eventfd failed", res);
+		return;
+	}
 	bq->kicks++;
 	drain_queue(bq);
 	arm_kick(bq);
@@ -668,6 +673,13 @@ void virtio_blk_free(struct virtio_blk *b)
 	if (b->disk)
 		block_close(b->disk);
 	free(b);
+}
+
+struct io_engine *virtio_blk_queue_engine(struct virtio_blk *b, unsigned q)
+{
+	if (q >= b->nqueues || !b->queues[q].w->running)
+		return NULL;
+	return &b->queues[q].w->eng;
 }
 
 void virtio_blk_print_stats(FILE *f, struct virtio_blk *b)

@@ -14,6 +14,9 @@ struct virtio_blk;
 int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_config *cfg,
 		      unsigned num_queues);
 void virtio_blk_free(struct virtio_blk *b);
+/* The I/O engine serving queue q while the device runs (NULL otherwise):
+ * for tests that inject faults through its hook. */
+struct io_engine *virtio_blk_queue_engine(struct virtio_blk *b, unsigned q);
 /* Per-disk counters for --trace-exits. */
 void virtio_blk_print_stats(FILE *f, struct virtio_blk *b);
 

@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "devices/pci.h"
+#include "block/io_engine.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
 #include "vmm/irq.h"
@@ -1026,6 +1027,38 @@ static void test_queue_outside_ram(void **state)
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
 }
 
+/* A failing I/O thread is not silent: a kick read that fails (injected
+ * through the engine's fault hook) makes the device NEEDS_RESET with one
+ * log line, and a reset brings the queue back. */
+static int fail_eventfd_reads(void *opaque, enum io_op op, int res)
+{
+	return op == IO_OP_EVENTFD ? -EIO : res;
+}
+
+static void test_worker_failure_needs_reset(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
+	struct io_engine *e = virtio_blk_queue_engine(fx.b, 0);
+	assert_non_null(e);
+	/* The worker reads the hook only in a completion after our kick
+	 * (the eventfd write orders it). */
+	e->fault = fail_eventfd_reads;
+	uint64_t h = HDR(0, 0);
+	w32(h, T_IN);
+	w64(h + 8, 0);
+	struct seg sg[3] = { { h, 16, false }, { DATA, 512, true }, { h + 16, 1, true } };
+	post(0, sg, 3);
+	kick(0);
+	for (int t = 0; t < 5000 && !(status() & ST_NEEDS_RESET); t++)
+		msleep(1);
+	assert_true(status() & ST_NEEDS_RESET);
+	drv_init(BASE_FEATURES);
+	assert_false(status() & ST_NEEDS_RESET);
+	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
+}
+
 static void test_avail_idx_jump_needs_reset(void **state)
 {
 	(void)state;
@@ -1376,6 +1409,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_chain, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_outside_ram, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_avail_idx_jump_needs_reset, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_failure_needs_reset, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_while_active, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_request_before_driver_ok, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx, setup1, teardown),
