@@ -1,7 +1,7 @@
 #!/bin/bash
 # The main job: install what is missing, build, and boot Debian's stock kernel
-# with a busybox initramfs built here and a fresh 256 MiB virtio disk (ext4 at
-# /mnt in the guest), ending at a shell on the serial console
+# with a busybox initramfs built here and a fresh 256 MiB qcow2 virtio disk
+# (made by kvmini-img; ext4 at /mnt in the guest), ending at a shell on the serial console
 # (Ctrl-A x quits kvmini). Without a terminal the guest runs a few commands and
 # powers off instead of waiting for input.
 #
@@ -19,10 +19,10 @@ if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	out=$BUILD/demo
 	KVMINI_E2E_QUIET=1 tests/e2e/build-images.sh "$out" "$BUILD/kvmini" >/dev/null
 	kernel=$(cat "$out/kernel")
-	rm -f "$out/demo-disk.img"
-	truncate -s 256M "$out/demo-disk.img"
+	rm -f "$out/demo-disk.qcow2"
+	"$BUILD/img/kvmini-img" create -f qcow2 "$out/demo-disk.qcow2" 256M
 	exec "$BUILD/kvmini" run --kernel "$kernel" --initrd "$out/guest-initrd.cpio.gz" \
-		--disk "path=$out/demo-disk.img,serial=kvmini-demo" \
+		--disk "path=$out/demo-disk.qcow2,serial=kvmini-demo" \
 		--cpus 2 --memory 1G --cmdline "console=ttyS0 quiet kvmini_test=demo kvmini_demo=$mode"
 fi
 echo "kvmini: this host's KVM cannot run a Linux guest (no VMX/SVM); booting the demo inside the nested test host instead (QEMU TCG + kvm-amd, about a minute)"

@@ -247,6 +247,9 @@ mkdir -p "$H"/{proc,sys,dev,tmp,run,mnt,root,etc,share,guest,e2e}
 install_busybox "$H"
 install_modules "$H" lib/modules/testhost.order $HOST_MODULES
 copy_with_libs "$H" "$KVMINI" /usr/local/bin/kvmini
+# kvmini-img beside it (BUILDDIR/img/kvmini-img): the demo makes its disk with it.
+KVMINI_IMG=$(dirname "$KVMINI")/img/kvmini-img
+[ -x "$KVMINI_IMG" ] && copy_with_libs "$H" "$KVMINI_IMG" /usr/local/bin/kvmini-img
 copy_with_libs "$H" "$E2FSCK" /usr/local/bin/e2fsck
 for b in ${KVMINI_E2E_EXTRA_BINS:-}; do
 	copy_with_libs "$H" "$b" "/usr/local/bin/$(basename "$b")"
