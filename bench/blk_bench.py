@@ -304,7 +304,8 @@ def main():
                     if args.verbose:
                         extra = "".join(f" {k}={v:.4g}" for k, v in res.items() if k != "iops")
                         log(f"  {op} {bsname} qd{qd} {name} #{r + 1}: {res['iops']:.0f} IOPS{extra}")
-            for name in ("kvmini", "kvmini-iodisk", "kvmini-base"):
+            for name in ("kvmini", "kvmini-iodisk", "kvmini-base", "kvmini-qcow2",
+                         "kvmini-overlay"):
                 if name in runners and name in results.get(key, {}):
                     try:
                         kv_idle[(key, name)] = runners[name].run(op, bs, qd, 0).get("exits")
@@ -328,7 +329,8 @@ def main():
         ios = per.get("ios", 0)
         host_med = None
         seq = bs >= 1 << 20
-        for name in ("host", "qemu", "kvmini-base", "kvmini", "kvmini-iodisk"):
+        for name in ("host", "qemu", "kvmini-base", "kvmini", "kvmini-iodisk", "qemu-qcow2",
+                     "kvmini-qcow2", "qemu-overlay", "kvmini-overlay"):
             rs = per.get(name)
             if not rs:
                 continue
