@@ -306,6 +306,15 @@ static int parse(struct qcow2_header *h, const uint8_t *buf, size_t len, uint64_
 			    (unsigned long long)(len < file_size ? len : file_size));
 	if (be32(buf) != QCOW2_MAGIC)
 		return fail(err, errlen, -EINVAL, "not a qcow2 image (bad magic)");
+	/* The v3 fields (bytes 72..103) are read only when they are there
+	 * (found by fuzz_qcow2: an 80-byte v3 header read past the buffer). */
+	uint32_t version = be32(buf + 4);
+	if (version == 3 && (len < QCOW2_V3_HEADER_LEN || file_size < QCOW2_V3_HEADER_LEN))
+		return fail(err, errlen, -EINVAL, "image too short for a qcow2 v3 header (%llu bytes)",
+			    (unsigned long long)(len < file_size ? len : file_size));
+	if (version != 2 && version != 3)
+		return fail(err, errlen, -ENOTSUP, "qcow2 version %u is not supported (2 or 3)",
+			    version);
 	read_fields(h, buf);
 	if (h->version != 2 && h->version != 3)
 		return fail(err, errlen, -ENOTSUP, "qcow2 version %u is not supported (2 or 3)", h->version);

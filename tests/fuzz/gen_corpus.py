@@ -435,8 +435,164 @@ def cli_seeds():
         write("cli_disk", name, argv(*args))
 
 
+# ---- qcow2: a 128-byte request script, then an image qemu-img wrote --------
+#
+# Layout: the top of fuzz_qcow2.c. The images are made in a scratch folder
+# holding backing.raw with the bytes the harness drops next to the image, so
+# the copy-on-write of an overlay reads the same backing data as a replay.
+# Virtual sizes are small and clusters 512 B..8 KiB: a 64 KiB cluster image
+# is 256 KiB of metadata before any data (the fuzzer changes cluster_bits).
+
+Q_READ, Q_WRITE, Q_WZ, Q_DISCARD, Q_FLUSH, Q_WZ_UNMAP = 0, 2, 4, 5, 6, 7
+FROM_END, BARRIER, RAW = 0x01, 0x10, 0x20
+
+
+def qop(kind, off, length, pieces=1, flags=0, shift=0):
+    """One request; length is stored >> (3 * shift)."""
+    return struct.pack("<BBIH", kind, flags | (pieces - 1) << 1 | shift << 6, off,
+                       length >> (3 * shift))
+
+
+def qscript(ops, flags=0):
+    s = struct.pack("<BB6x", flags, len(ops)) + b"".join(ops)
+    return s + bytes(128 - len(s))
+
+
+# Writes inside and across clusters, overlapping ones in flight together and
+# after a barrier, zeroes with and without unmap, discards, reads in pieces,
+# and requests the block layer must refuse.
+SCRIPT_MIXED = qscript([
+    qop(Q_WRITE, 100, 3000, pieces=2),
+    qop(Q_READ, 0, 9000, pieces=3),
+    qop(Q_WRITE, 4000, 10000, flags=BARRIER),
+    qop(Q_WZ, 8192, 4096),
+    qop(Q_WRITE, 20000, 600, pieces=4),
+    qop(Q_WRITE, 20300, 600),              # overlaps the one in flight
+    qop(Q_DISCARD, 32768, 16384, flags=BARRIER),
+    qop(Q_WZ_UNMAP, 40000, 30000),
+    qop(Q_FLUSH, 0, 0),
+    qop(Q_WRITE, 511, 65000, flags=BARRIER),
+    qop(Q_READ, 4096, 1 << 16, shift=1, flags=FROM_END),
+    qop(Q_WRITE, 0, 4096, flags=FROM_END | BARRIER),
+    qop(Q_READ, 0xFFFFFFF0, 64, flags=RAW),    # out of range: -EINVAL
+    qop(Q_WRITE, 1000, 0),                      # empty
+    qop(Q_READ, 0, 128 << 10, flags=BARRIER, pieces=4, shift=1),
+])
+# Reads only (copy-on-write of nothing: every kind of cluster read back).
+SCRIPT_READS = qscript([
+    qop(Q_READ, 0, 65535), qop(Q_READ, 65535, 65535, pieces=4), qop(Q_READ, 131000, 65535),
+    qop(Q_READ, 0, 4096, flags=FROM_END), qop(Q_READ, 777, 3000),
+    qop(Q_WRITE, 300, 100, flags=BARRIER), qop(Q_READ, 0, 512),
+])
+
+BACKING_SIZE = 128 << 10
+
+
+def backing_bytes():
+    return bytes((i * 7 + (i >> 9) + 1) & 0xFF for i in range(BACKING_SIZE))
+
+
+def qcow2_seeds():
+    import shutil
+    import subprocess
+    import tempfile
+
+    if not shutil.which("qemu-img") or not shutil.which("qemu-io"):
+        print("gen_corpus.py: no qemu-img/qemu-io, qcow2 seeds left as they are")
+        return False
+    tmp = tempfile.mkdtemp(prefix="kvmini-gen-qcow2-")
+    with open(os.path.join(tmp, "backing.raw"), "wb") as f:
+        f.write(backing_bytes())
+
+    def sh(cmd):
+        subprocess.run(cmd, shell=True, cwd=tmp, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def img(name, create, io=(), script=SCRIPT_MIXED, post=None, extra=""):
+        path = os.path.join(tmp, "disk.qcow2")
+        if os.path.exists(path):
+            os.remove(path)
+        sh(create.format(img="disk.qcow2"))
+        if io:
+            sh("qemu-io %s %s disk.qcow2" % (extra, " ".join("-c '%s'" % c for c in io)))
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        if post:
+            post(data)
+        write("qcow2", name, script + bytes(data))
+
+    writes = ("write -P 0x11 0 3k", "write -P 0x22 5k 9k", "write -z 20k 4k",
+              "write -P 0x33 30k 2k", "discard 30k 2k", "write -P 0x44 60k 1k")
+    c = "qemu-img create -f qcow2 -o %s {img} %s"
+    img("v3-c512-rc16", c % ("cluster_size=512", "128K"), writes)
+    img("v3-c512-rc1", c % ("cluster_size=512,refcount_bits=1", "96K"), writes)
+    img("v2-c1k", c % ("compat=0.10,cluster_size=1024", "128K"),
+        ("write -P 0x11 0 3k", "write -P 0x22 5k 9k", "write -z 20k 4k", "discard 5k 2k"))
+    img("v3-c2k-rc64", c % ("cluster_size=2048,refcount_bits=64", "128K"), writes)
+    img("v3-c4k-rc2", c % ("cluster_size=4096,refcount_bits=2", "128K"), writes,
+        script=bytes([2]) + SCRIPT_MIXED[1:])  # flags bit 1: a 16-slice L2 cache
+    img("v3-c4k-rc4-zero-unmap", c % ("cluster_size=4096,refcount_bits=4", "128K"),
+        ("write -P 0x55 0 16k", "write -z -u 4k 4k", "write -z 8k 4k", "discard 12k 8k",
+         "write -P 0x66 50k 100"))
+    img("v3-c4k-rc8-prealloc", c % ("cluster_size=512,refcount_bits=8,preallocation=metadata", "16K"),
+        ("write -P 0x77 6k 6k",))
+    img("v3-c8k", c % ("cluster_size=8192", "256K"),
+        ("write -P 0x11 0 1k", "write -P 0x22 100k 2k", "write -z 192k 16k"))
+    # Compressed clusters, zlib (v2 and v3) and zstd.
+    raw = os.path.join(tmp, "data.raw")
+    with open(raw, "wb") as f:
+        for i in range(24):
+            f.write(bytes([i * 5 % 256]) * 1000 + bytes(range(24)) * 4 + bytes(1024 - 1096 % 1024))
+    for name, opts in (("zlib-c4k", "cluster_size=4096"), ("zlib-v2-c512", "compat=0.10,cluster_size=512"),
+                       ("zstd-c4k", "cluster_size=4096,compression_type=zstd"),
+                       ("zstd-c1k", "cluster_size=1024,compression_type=zstd")):
+        img("compressed-" + name, "qemu-img convert -f raw -O qcow2 -c -o %s data.raw {img}" % opts,
+            ("write -P 0x99 10k 1k",) if "c4k" in name else ())
+    img("compressed-zlib-reads", "qemu-img convert -f raw -O qcow2 -c -o cluster_size=2048 data.raw {img}",
+        script=SCRIPT_READS)
+    # Overlays on backing.raw (the harness drops the same file beside the
+    # image): partial writes copy the backing bytes; past 128 KiB, zeroes.
+    img("backing-raw-c4k", "qemu-img create -f qcow2 -o cluster_size=4096 -b backing.raw -F raw {img} 192K",
+        ("write -P 0x11 1k 2k", "write -z 64k 8k", "discard 16k 4k"))
+    img("backing-raw-c512-v2", "qemu-img create -f qcow2 -o compat=0.10,cluster_size=512 "
+        "-b backing.raw -F raw {img} 160K", ("write -P 0x11 1000 3000",))
+    img("backing-raw-reads", "qemu-img create -f qcow2 -o cluster_size=1024 -b backing.raw -F raw {img} 256K",
+        ("write -P 0x12 126k 4k",), script=SCRIPT_READS)
+    # A backing chain that is a loop (the image backs itself), and a name
+    # that points out of the folder (the harness keeps it inside).
+    img("backing-loop", "qemu-img create -f qcow2 -u -o cluster_size=4096 -b diskxqcow2 -F qcow2 {img} 64K",
+        post=lambda d: d.__setitem__(slice(d.find(b"diskxqcow2"), d.find(b"diskxqcow2") + 10),
+                                     b"disk.qcow2"))
+    img("backing-abs", "qemu-img create -f qcow2 -u -o cluster_size=4096 -b /nonexistent/backing.raw "
+        "-F raw {img} 64K")
+    # Internal snapshot (read-only only), lazy refcounts left dirty (the
+    # open repairs), a bitmap (autoclear), header flags kvmini refuses.
+    img("snapshot", c % ("cluster_size=1024", "64K") + " && qemu-io -c 'write -P 0x1 0 8k' {img} && "
+        "qemu-img snapshot -c s1 {img} && qemu-io -c 'write -P 0x2 4k 8k' {img}",
+        post=lambda d: d.__setitem__(slice(struct.unpack_from(">Q", d, 64)[0] + 16,
+                                           struct.unpack_from(">Q", d, 64)[0] + 24), bytes(8)))
+    img("dirty-lazy", c % ("cluster_size=1024,lazy_refcounts=on", "64K") +
+        " && (qemu-io -c 'write -P 0x21 0 5k' -c 'write -P 0x22 20k 1k' -c abort {img} || true)")
+    img("bitmap", c % ("cluster_size=1024", "64K") + " && qemu-img bitmap --add {img} b0 && "
+        "qemu-io -c 'write -P 0x31 0 4k' {img}")
+
+    def set_incompat(bit):
+        def f(d):
+            v = struct.unpack_from(">Q", d, 72)[0] | 1 << bit
+            struct.pack_into(">Q", d, 72, v)
+        return f
+    img("corrupt-bit", c % ("cluster_size=512", "64K"), ("write -P 0x1 0 4k",), post=set_incompat(1))
+    img("extl2-bit", c % ("cluster_size=512", "64K"), ("write -P 0x1 0 4k",), post=set_incompat(4))
+    shutil.rmtree(tmp)
+    return True
+
+
 def main():
-    for t in ("virtq", "bzimage", "elf", "cli_disk"):
+    targets = ["virtq", "bzimage", "elf", "cli_disk"]
+    import shutil
+    if shutil.which("qemu-img") and shutil.which("qemu-io"):
+        targets.append("qcow2")
+    for t in targets:
         d = os.path.join(CORPUS, t)
         if os.path.isdir(d):
             for n in os.listdir(d):
@@ -446,6 +602,8 @@ def main():
     bzimage_seeds()
     elf_seeds()
     cli_seeds()
+    if "qcow2" in targets:
+        qcow2_seeds()
 
 
 if __name__ == "__main__":

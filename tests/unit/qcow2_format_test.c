@@ -554,6 +554,21 @@ static const struct hostile hostile[] = {
 	{ "raw data bit without file", m_raw_data_nofile, -EINVAL, "raw external data" },
 };
 
+/* A v3 header cut short before its v3 fields (found by fuzz_qcow2): the
+ * buffer holds exactly the file's 80 bytes, nothing may be read past it. */
+static void test_short_v3_header(void **state)
+{
+	uint8_t *buf = calloc(1, 80);
+	assert_non_null(buf);
+	memcpy(buf, "QFI\xfb\0\0\0\3", 8);
+	buf[23] = 16;                         /* cluster_bits */
+	struct qcow2_header h;
+	char err[200];
+	assert_int_equal(qcow2_header_parse(&h, buf, 80, 80, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too short"));
+	free(buf);
+}
+
 static void test_hostile_headers(void **state)
 {
 	uint8_t *b = malloc(65536);
@@ -1207,6 +1222,7 @@ int main(void)
 		cmocka_unit_test(test_refcount_bytes),
 		cmocka_unit_test(test_refcount_qemu),
 		cmocka_unit_test(test_hostile_headers),
+		cmocka_unit_test(test_short_v3_header),
 		cmocka_unit_test(test_entries),
 		cmocka_unit_test(test_compress_roundtrip),
 		cmocka_unit_test(test_decompress_qemu),
