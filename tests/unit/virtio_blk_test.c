@@ -534,6 +534,19 @@ struct used {
 	uint32_t id, len;
 };
 
+/* The device asks the driver to kick for the next request: avail_event at
+ * the driver's avail index (EVENT_IDX), or NO_NOTIFY clear. */
+static bool wait_notify_enabled(unsigned q, bool event_idx, int ms)
+{
+	for (int t = 0; t <= ms; t++) {
+		uint16_t ev = r16(USED(q) + 4 + 8u * fx.q[q].size);
+		if (event_idx ? ev == fx.q[q].avail_idx : !(r16(USED(q)) & 1))
+			return true;
+		msleep(1);
+	}
+	return false;
+}
+
 static struct used take_used(unsigned q)
 {
 	struct drvq *d = &fx.q[q];
@@ -1109,7 +1122,8 @@ static void test_reset_while_active(void **state)
 	post(0, s, 3);
 	uint64_t one = 1;
 	assert_int_equal(write(fx.vd->queues[0].kick_fd, &one, 8), 8);
-	msleep(100);
+	/* Reset joined the I/O thread: nothing is left that could serve it. */
+	assert_null(virtio_blk_queue_engine(fx.b, 0));
 	assert_int_equal(used_idx(0), before);
 
 	/* Start again from scratch, twice. */
@@ -1247,7 +1261,11 @@ static void pool_exhaustion(bool event_idx)
 		take_used(0);
 		assert_int_equal(fx.vm.ram[HDR(0, i) + 16], S_OK);
 	}
-	msleep(50); /* the I/O thread goes idle */
+	/* Once the pool is back, the idle device must want kicks again: wait
+	 * for it rather than for a guessed time (a device that never turns
+	 * them back on fails here). */
+	if (!wait_notify_enabled(0, event_idx, 2000))
+		fail_msg("after a full pool the device left notifications off");
 
 	/* The next request, kicked only if the device asks for it. */
 	old = fx.q[0].avail_idx;
