@@ -565,7 +565,7 @@ void file_write_zeroes(struct file_io *io, struct host_file *f, struct io_engine
 
 /* ---- synchronous helpers ----------------------------------------------- */
 
-static int pio_full(int fd, void *buf, size_t len, uint64_t off, bool write)
+int fd_pio_full(int fd, void *buf, size_t len, uint64_t off, bool write)
 {
 	size_t done = 0;
 	while (done < len) {
@@ -610,7 +610,7 @@ static int pio_direct(struct host_file *f, void *buf, size_t len, uint64_t off, 
 		ret = -EIO;
 	if (ret == 0 && write) {
 		memcpy((char *)w + (off - start), buf, len);
-		ret = pio_full(f->fd, w, wlen, start, true);
+		ret = fd_pio_full(f->fd, w, wlen, start, true);
 	} else if (ret == 0) {
 		memcpy(buf, (char *)w + (off - start), len);
 	}
@@ -620,7 +620,7 @@ static int pio_direct(struct host_file *f, void *buf, size_t len, uint64_t off, 
 
 int file_pread(struct host_file *f, void *buf, size_t len, uint64_t off)
 {
-	return f->direct ? pio_direct(f, buf, len, off, false) : pio_full(f->fd, buf, len, off, false);
+	return f->direct ? pio_direct(f, buf, len, off, false) : fd_pio_full(f->fd, buf, len, off, false);
 }
 
 int file_pwrite(struct host_file *f, const void *buf, size_t len, uint64_t off)
@@ -628,7 +628,7 @@ int file_pwrite(struct host_file *f, const void *buf, size_t len, uint64_t off)
 	if (f->readonly)
 		return -EROFS;
 	return f->direct ? pio_direct(f, (void *)buf, len, off, true)
-			 : pio_full(f->fd, (void *)buf, len, off, true);
+			 : fd_pio_full(f->fd, (void *)buf, len, off, true);
 }
 
 /* Shares the fsyncgate state with the asynchronous flushes. */

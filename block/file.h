@@ -125,6 +125,9 @@ void file_write_zeroes(struct file_io *io, struct host_file *f, struct io_engine
 int file_pread(struct host_file *f, void *buf, size_t len, uint64_t off);
 int file_pwrite(struct host_file *f, const void *buf, size_t len, uint64_t off);
 int file_sync(struct host_file *f);
+/* The loop under them, for any fd (the qcow2 creator and checker): the
+ * whole range, EINTR and short transfers retried, EOF inside it -EIO. */
+int fd_pio_full(int fd, void *buf, size_t len, uint64_t off, bool write);
 /* The file's current size in bytes (block devices: the device size). */
 int file_size(struct host_file *f, uint64_t *size);
 

@@ -9,6 +9,7 @@
  * new refcount structures at the end of the file when the old ones cannot
  * hold the fix. */
 #include "block/qcow2_check.h"
+#include "block/file.h"
 #include "block/qcow2_format.h"
 #include "vmm/log.h"
 
@@ -77,36 +78,12 @@ static void corrupt(struct ck *c, const char *what, uint64_t off)
 
 static int read_at(struct ck *c, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pread(c->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return fd_pio_full(c->fd, buf, len, off, false);
 }
 
 static int write_at(struct ck *c, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pwrite(c->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return fd_pio_full(c->fd, (void *)buf, len, off, true);
 }
 
 /* Counts a reference to every cluster [off, off + len) touches; false (a

@@ -10,6 +10,7 @@
  * Everything is contiguous from cluster 0, so every cluster below the end
  * has refcount exactly 1 and the refcount blocks are easy to fill. */
 #include "block/qcow2_create.h"
+#include "block/file.h"
 #include "block/qcow2_format.h"
 
 #include <errno.h>
@@ -124,20 +125,7 @@ static int plan(struct layout *L, const struct qcow2_create_opts *o, char *err, 
 
 static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return fd_pio_full(fd, (void *)buf, len, off, true);
 }
 
 /* Fills clusters [first, first + count) with one big-endian u64 per entry

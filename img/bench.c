@@ -137,10 +137,8 @@ int cmd_bench(int argc, char **argv)
 		case 'o': ret = parse_num("offset", optarg, INT64_MAX, true, true, &offset); break;
 		case 'P': ret = parse_num("pattern byte", optarg, 255, false, true, &pattern); break;
 		case 'f':
-			if (img_parse_format(optarg, &fmt) < 0) {
-				log_err("Unknown file format '%s'", optarg);
+			if (img_format_option(optarg, &fmt) < 0)
 				return IMG_ERR;
-			}
 			break;
 		case 't':
 			if (!strcmp(optarg, "none"))

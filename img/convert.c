@@ -168,16 +168,12 @@ int cmd_convert(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":f:O:o:cpqU", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (img_parse_format(optarg, &in_fmt) < 0) {
-				log_err("Unknown file format '%s'", optarg);
+			if (img_format_option(optarg, &in_fmt) < 0)
 				return IMG_ERR;
-			}
 			break;
 		case 'O':
-			if (img_parse_format(optarg, &out_fmt) < 0) {
-				log_err("Unknown file format '%s'", optarg);
+			if (img_format_option(optarg, &out_fmt) < 0)
 				return IMG_ERR;
-			}
 			break;
 		case 'o':
 			if (nopt == sizeof(optlists) / sizeof(optlists[0]))

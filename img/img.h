@@ -40,6 +40,8 @@ int img_parse_size(const char *s, uint64_t *out);
 int img_parse_uint(const char *s, uint64_t max, uint64_t *out);
 /* "raw"/"qcow2" -> the block format; -EINVAL otherwise. */
 int img_parse_format(const char *s, enum block_format *fmt);
+/* The same for a -f/-O option: an unknown name is one error line. */
+int img_format_option(const char *s, enum block_format *fmt);
 const char *img_format_name(enum block_format fmt);
 /* --output human|json: true for json. Logs qemu-img's line on error. */
 int img_parse_output(const char *s, bool *json);

@@ -197,10 +197,8 @@ int cmd_info(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":f:U", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (img_parse_format(optarg, &fmt) < 0) {
-				log_err("Unknown file format '%s'", optarg);
+			if (img_format_option(optarg, &fmt) < 0)
 				return IMG_ERR;
-			}
 			break;
 		case 'O':
 			if (img_parse_output(optarg, &json) < 0)

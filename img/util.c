@@ -69,6 +69,14 @@ int img_parse_uint(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+int img_format_option(const char *s, enum block_format *fmt)
+{
+	if (img_parse_format(s, fmt) == 0)
+		return 0;
+	log_err("Unknown file format '%s'", s);
+	return -EINVAL;
+}
+
 int img_parse_format(const char *s, enum block_format *fmt)
 {
 	if (!strcmp(s, "raw"))
