@@ -5,7 +5,9 @@
 #   OUTDIR/testhost.cpio.gz      busybox, kvm/net/9p modules, the kvmini binary with every
 #                                library ldd lists (same paths), the guest kernel, the guest
 #                                initramfs, an uncompressed vmlinux (PVH boot), e2fsck,
-#                                testhost-init
+#                                testhost-init; for the qcow2-nfs cases the NFS modules and,
+#                                where installed, the NFS userland, iproute2's ip, qemu-img
+#                                and qemu-io
 #   OUTDIR/vmlinux               the ELF vmlinux taken out of KERNEL (cached)
 #   OUTDIR/kernel                the path of KERNEL (the test host boots the same kernel)
 #
@@ -220,6 +222,9 @@ GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev vi
 HOST_MODULES="irqbypass ccp kvm kvm_amd tun llc stp bridge veth
 	virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 	netfs fscache 9pnet 9pnet_virtio 9p"
+# NFSv4.2 server (nfsd) and client (nfsv4); v4 locks travel in the NFS protocol itself,
+# so no lockd/statd userland is needed (lockd.ko is a dependency of both modules).
+NFS_MODULES="sunrpc grace lockd nfs_acl auth_rpcgss nfsd nfs nfsv4"
 
 # --- guest initramfs --------------------------------------------------------------------
 log "guest initramfs (kernel $KVER)"
@@ -251,6 +256,27 @@ copy_with_libs "$H" "$KVMINI" /usr/local/bin/kvmini
 KVMINI_IMG=$(dirname "$KVMINI")/img/kvmini-img
 [ -x "$KVMINI_IMG" ] && copy_with_libs "$H" "$KVMINI_IMG" /usr/local/bin/kvmini-img
 copy_with_libs "$H" "$E2FSCK" /usr/local/bin/e2fsck
+# The qcow2-nfs-* cases: a kernel NFS server and two clients in network namespaces of
+# the test host. Their modules are loaded by the cases (lib/modules/nfs.order), not at
+# boot; the userland comes from Debian's nfs-kernel-server (rpc.nfsd, rpc.mountd,
+# exportfs), nfs-common (mount.nfs) and iproute2 (ip netns: busybox's ip has none), and
+# qemu-utils' qemu-img and qemu-io check that QEMU and kvmini refuse each other. Each is
+# optional here: without them the cases skip and say what is missing.
+install_modules "$H" lib/modules/nfs.order $NFS_MODULES
+for b in /usr/sbin/rpc.nfsd /usr/sbin/rpc.mountd /usr/sbin/exportfs /sbin/mount.nfs; do
+	if [ -x "$b" ]; then copy_with_libs "$H" "$b" "$b"; else log "no $b: the qcow2-nfs cases will skip"; fi
+done
+[ ! -e "$H/sbin/mount.nfs" ] || ln -sf mount.nfs "$H/sbin/mount.nfs4"
+IPROUTE=$(command -v ip || echo /sbin/ip)
+[ ! -x "$IPROUTE" ] || ! "$IPROUTE" -V >/dev/null 2>&1 || copy_with_libs "$H" "$IPROUTE" /usr/local/sbin/ip
+for b in qemu-img qemu-io; do
+	p=$(command -v $b) && copy_with_libs "$H" "$p" "/usr/local/bin/$b"
+done
+# libtirpc reads its transports from /etc/netconfig; rpc.mountd and rpc.nfsd look up
+# services and protocols.
+for f in /etc/netconfig /etc/services /etc/protocols; do
+	[ ! -e "$f" ] || cp -L "$f" "$H/$f"
+done
 for b in ${KVMINI_E2E_EXTRA_BINS:-}; do
 	copy_with_libs "$H" "$b" "/usr/local/bin/$(basename "$b")"
 done

@@ -68,6 +68,8 @@ done
 [ -n "$CASES" ] || usage
 # disk-verify and disk-intx boot the images that disk-write filled in the same test host.
 case " $CASES " in *" disk-verify "* | *" disk-intx "*) CASES="$CASES disk-write" ;; esac
+# qcow2-nfs-qemu reports what qcow2-nfs-lock measured while its guest wrote on NFS.
+case " $CASES " in *" qcow2-nfs-qemu "*) CASES="$CASES qcow2-nfs-lock" ;; esac
 # Cases run in ALL_CASES order, each once.
 CASES=$(for c in $ALL_CASES; do case " $CASES " in *" $c "*) echo "$c" ;; esac; done | tr '\n' ' ')
 
@@ -185,6 +187,10 @@ case_limit() {
 	reboot-restart) echo $((CASE_TIMEOUT * 2 + 25)) ;;
 	bad-kernel | cpus0 | disk-missing | disk-dir | disk-badkey | disk-badvalue) echo 55 ;;
 	disk-write) echo $((CASE_TIMEOUT + 145)) ;;
+	# the first NFS case sets up the server and the mounts (grace period included)
+	qcow2-nfs-lock) echo $((CASE_TIMEOUT + 205)) ;;
+	qcow2-nfs-qemu) echo 30 ;;
+	qcow2-nfs-share) echo $((CASE_TIMEOUT + 145)) ;;
 	*) echo $((CASE_TIMEOUT + 25)) ;;
 	esac
 }
@@ -263,6 +269,9 @@ for attempt in 1 2; do
 	# disk-verify and disk-intx need disk-write's images, which died with the test host.
 	case " $pending " in *" disk-verify "* | *" disk-intx "*)
 		case " $pending " in *" disk-write "*) ;; *) pending="disk-write $pending" ;; esac ;;
+	esac
+	case " $pending " in *" qcow2-nfs-qemu "*)
+		case " $pending " in *" qcow2-nfs-lock "*) ;; *) pending="qcow2-nfs-lock $pending" ;; esac ;;
 	esac
 	[ -n "$pending" ] || break
 	if [ $REPARSE = 0 ] && [ $((BUDGET - ($(date +%s) - t0))) -lt 200 ]; then
@@ -440,6 +449,69 @@ check_qcow2_ext4() {
 	debugfs -R "stat /base/remove.txt" "$raw" 2>&1 | grep -q 'File not found' || { echo "base/remove.txt is still there"; return; }
 }
 
+# in_use_refusal NAME PREFIX: PREFIX-rc=1, PREFIX-lines=1 and the line says "in use"
+in_use_refusal() {
+	[ "$(kv $1 host $2-rc)" = 1 ] && [ "$(kv $1 host $2-lines)" = 1 ] &&
+		grep -q "^$2-err: .*in use" "$CASEDIR/$1.host" && return 0
+	echo "status $(kv $1 host $2-rc), $(kv $1 host $2-lines) stderr line(s), expected 1 and one 'in use' line: $(grep "^$2-err" "$CASEDIR/$1.host" | head -2 | tr '\n' ' ')"
+	return 1
+}
+
+# check_nfs_lock: two NFS client hosts, one writer.
+check_nfs_lock() {
+	local c=qcow2-nfs-lock v
+	[ "$(kv $c host nfs-clients)" = 2 ] ||
+		{ echo "the NFS server sees $(kv $c host nfs-clients) client(s), expected 2 (host A and host B)"; return; }
+	[ "$(kv $c out keep-sha256)" = "$(cat "$SHARE/keep.sha256")" ] ||
+		{ echo "host A's guest read base/keep.bin as sha256 $(kv $c out keep-sha256) over NFS, the base has $(cat "$SHARE/keep.sha256")"; return; }
+	[ "$(kv $c out 'qcow2-umount rc')" = 0 ] || { echo "host A's guest: umount failed$(guest_hint $c)"; return; }
+	[ "$(kv $c host writer-alive-before)" = 1 ] && [ "$(kv $c host writer-alive-after)" = 1 ] ||
+		{ echo "host A's kvmini was not running while host B tried the image (before $(kv $c host writer-alive-before), after $(kv $c host writer-alive-after))"; return; }
+	v=$(in_use_refusal $c conflict) || { echo "kvmini on host B while host A writes: $v"; return; }
+	v=$(in_use_refusal $c base-conflict) ||
+		{ echo "kvmini on host B writing the base that host A reads (delegated to host A: $(kv $c host base-delegated)): $v"; return; }
+	[ "$(kv $c host check-b-rc)" = 0 ] ||
+		{ echo "kvmini-img check on host B after host A's guest: status $(kv $c host check-b-rc): $(grep '^check-b: ' "$CASEDIR/$c.host" | head -3 | tr '\n' ' ')"; return; }
+	v=$(kv $c host x-sha256-server)
+	[ -n "$v" ] && [ "$(kv $c host x-sha256-a)" = "$v" ] && [ "$(kv $c host x-sha256-b)" = "$v" ] ||
+		echo "the overlay reads differently on host A ($(kv $c host x-sha256-a)), host B ($(kv $c host x-sha256-b)) and the server ($v)"
+}
+
+# check_nfs_qemu: QEMU on one NFS host, kvmini on the other.
+check_nfs_qemu() {
+	local c=qcow2-nfs-qemu v
+	[ "$(kv qcow2-nfs-lock host writer-alive-after)" = 1 ] ||
+		{ echo "host A's kvmini was not running while qemu-img info ran on host B"; return; }
+	[ "$(kv $c host qemu-info-rc)" != 0 ] && grep -q '^qemu-info-err: .*Failed to get shared "write" lock' "$CASEDIR/$c.host" ||
+		{ echo "qemu-img info on host B while kvmini on host A writes: status $(kv $c host qemu-info-rc), expected a failure with 'Failed to get shared \"write\" lock': $(grep '^qemu-info-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
+	[ "$(kv $c host qemu-io-locks)" -ge 4 ] 2>/dev/null ||
+		{ echo "qemu-io on host B took $(kv $c host qemu-io-locks) lock(s) in /proc/locks, expected at least 4: $(grep '^qemu-io-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
+	v=$(in_use_refusal $c kvmini-vs-qemu) || { echo "kvmini on host A while qemu-io on host B writes: $v"; return; }
+	[ "$(kv $c host qemu-io-alive)" = 1 ] || echo "qemu-io ended before kvmini on host A had tried the image"
+}
+
+# check_nfs_share: one base, two overlays, two NFS hosts at once.
+check_nfs_share() {
+	local c=qcow2-nfs-share v k
+	k=$(cat "$SHARE/keep.sha256")
+	[ "$(kv $c out keep-sha256)" = "$k" ] && [ "$(kv $c out 'qcow2-umount rc')" = 0 ] ||
+		{ echo "host A's guest: keep.bin sha256 $(kv $c out keep-sha256) (base: $k), umount rc $(kv $c out 'qcow2-umount rc')$(guest_hint $c)"; return; }
+	[ "$(kv $c host b-rc)" = 0 ] && [ "$(kv $c host b-markers)" = 1 ] ||
+		{ echo "host B's kvmini on its overlay: status $(kv $c host b-rc) after $(kv $c host b-markers) boot(s): $(grep '^b-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
+	[ "$(kv $c host b-keep-sha256)" = "$k" ] && [ "$(kv $c host 'b-qcow2-umount rc')" = 0 ] ||
+		{ echo "host B's guest: keep.bin sha256 $(kv $c host b-keep-sha256) (base: $k), umount rc $(kv $c host 'b-qcow2-umount rc')"; return; }
+	[ "$(kv $c host both-running)" = 1 ] || { echo "the two kvmini were not running at the same time"; return; }
+	v=$(cat "$SHARE/base.sha256")
+	for k in before after a b; do
+		[ "$(kv $c host base-sha256-$k)" = "$v" ] ||
+			{ echo "the base on NFS ($k) has sha256 $(kv $c host base-sha256-$k), made as $v"; return; }
+	done
+	for k in s1 s2; do
+		[ "$(kv $c host check-$k-rc)" = 0 ] ||
+			{ echo "kvmini-img check of $k.qcow2: status $(kv $c host check-$k-rc): $(grep "^check-$k: " "$CASEDIR/$c.host" | head -3 | tr '\n' ' ')"; return; }
+	done
+}
+
 check_case() {
 	local c=$1 why='' rc
 	if [ ! -e "$CASEDIR/$c.case" ]; then
@@ -455,6 +527,10 @@ check_case() {
 	rc=$(field "$c" rc)
 	if [ "$rc" = skip ]; then
 		skip "$c" "$(field "$c" reason)"
+		return
+	fi
+	if [ "$rc" = error ]; then
+		fail "$c" "$(field "$c" reason) (see $CASEDIR/$c.host)"
 		return
 	fi
 	case "$c" in
@@ -514,6 +590,14 @@ check_case() {
 				why="the second guest on its own overlay of the same base ended with status $(kv $c host second-rc) after $(kv $c host second-markers) boot(s)"
 			fi
 		fi ;;
+	qcow2-nfs-lock)
+		why=$(expect_boot "$c" qcow2-ext4 1 1)
+		[ -n "$why" ] || why=$(check_nfs_lock) ;;
+	qcow2-nfs-qemu)
+		why=$(check_nfs_qemu) ;;
+	qcow2-nfs-share)
+		why=$(expect_boot "$c" qcow2-ext4 1 1)
+		[ -n "$why" ] || why=$(check_nfs_share) ;;
 	trace-exits)
 		why=$(expect_boot "$c" poweroff 1 1)
 		if [ -z "$why" ]; then
