@@ -23,6 +23,12 @@ struct block;
 enum block_format { BLOCK_FMT_AUTO, BLOCK_FMT_RAW, BLOCK_FMT_QCOW2 };
 enum block_cache { BLOCK_CACHE_WRITEBACK, BLOCK_CACHE_NONE };
 
+/* The images above one being opened as a backing file (to refuse loops). */
+struct block_chain {
+	unsigned long long dev, ino;
+	const struct block_chain *up;
+};
+
 struct block_config {
 	const char *path;
 	enum block_format format;
@@ -31,6 +37,7 @@ struct block_config {
 	bool lock;           /* take QEMU-compatible image locks */
 	uint64_t l2_cache;   /* qcow2 L2 cache bytes; 0: cover the disk, up to 32 MiB */
 	unsigned chain_depth;  /* internal: how deep in a backing chain this image is */
+	const struct block_chain *chain;  /* internal: the images above it */
 };
 
 /* result: bytes transferred (>= 0) or -errno. */

@@ -350,7 +350,25 @@ static int open_backing(struct qcow2 *s, const struct block_config *cfg)
 	char *path = backing_path(b->path, s->h.backing_file);
 	if (!path)
 		return -ENOMEM;
+	/* A chain that comes back to one of its own images: refused before
+	 * its locks could make it look like another process's. */
+	struct stat me, st;
+	if (fstat(b->file.fd, &me) < 0) {
+		free(path);
+		return -errno;
+	}
+	struct block_chain node = { me.st_dev, me.st_ino, cfg->chain };
+	if (stat(path, &st) == 0) {
+		for (const struct block_chain *c = &node; c; c = c->up) {
+			if (c->dev == st.st_dev && c->ino == st.st_ino) {
+				log_err("disk %s: its backing chain loops back to %s", b->path, path);
+				free(path);
+				return -ELOOP;
+			}
+		}
+	}
 	struct block_config bc = *cfg;
+	bc.chain = &node;
 	bc.path = path;
 	bc.format = fmt;
 	bc.readonly = true;
