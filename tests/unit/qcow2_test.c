@@ -95,8 +95,10 @@ static int64_t do_req(block_fn fn, struct block *b, struct io_engine *e, uint64_
 	return d.res;
 }
 
-/* cache=none for the next opens (where the temp dir takes O_DIRECT). */
+/* cache=none for the next opens (where the temp dir takes O_DIRECT), and
+ * an L2 cache size (0: the default). */
 static enum block_cache test_cache = BLOCK_CACHE_WRITEBACK;
+static uint64_t test_l2_cache;
 
 static bool tmp_has_direct(void)
 {
@@ -113,7 +115,7 @@ static struct block *open_img(const char *path, bool ro)
 {
 	struct block *b = NULL;
 	struct block_config cfg = { .path = path, .format = BLOCK_FMT_AUTO, .readonly = ro,
-				    .cache = test_cache };
+				    .cache = test_cache, .l2_cache = test_l2_cache };
 	assert_int_equal(block_open(&b, &cfg), 0);
 	assert_string_equal(b->ops->name, "qcow2");
 	return b;
@@ -441,6 +443,11 @@ static void write_random_ops(void **state)
 	/* 64-bit refcounts in 512-byte clusters: a refcount block covers 32
 	 * KiB and a table cluster 2 MiB, so the table grows many times. */
 	random_ops_case("-o refcount_bits=64,cluster_size=512", NULL, 150, 8);
+	/* A 16-slice L2 cache on 512-byte clusters (96 slices of L2 in use):
+	 * slices are evicted, dirty ones written back on the way. */
+	test_l2_cache = 4096;
+	random_ops_case("-o cluster_size=512", NULL, 200, 10);
+	test_l2_cache = 0;
 	/* Over a patterned raw base (smaller than the overlay), v3 and v2. */
 	static const char base[] = "qemu-img create -f raw base.raw 16M && qemu-io -f raw "
 				   "-c 'write -P 0x5a 0 16M' base.raw";
