@@ -191,6 +191,7 @@ case_limit() {
 	qcow2-nfs-lock) echo $((CASE_TIMEOUT + 205)) ;;
 	qcow2-nfs-qemu) echo 30 ;;
 	qcow2-nfs-share) echo $((CASE_TIMEOUT + 145)) ;;
+	qcow2-lock) echo $((CASE_TIMEOUT * 2 + 25)) ;;
 	*) echo $((CASE_TIMEOUT + 25)) ;;
 	esac
 }
@@ -500,7 +501,9 @@ check_nfs_share() {
 		{ echo "host B's kvmini on its overlay: status $(kv $c host b-rc) after $(kv $c host b-markers) boot(s): $(grep '^b-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
 	[ "$(kv $c host b-keep-sha256)" = "$k" ] && [ "$(kv $c host 'b-qcow2-umount rc')" = 0 ] ||
 		{ echo "host B's guest: keep.bin sha256 $(kv $c host b-keep-sha256) (base: $k), umount rc $(kv $c host 'b-qcow2-umount rc')"; return; }
-	[ "$(kv $c host both-running)" = 1 ] || { echo "the two kvmini were not running at the same time"; return; }
+	[ "$(kv $c host probe-rc)" = 2 ] && grep -q '^probe-err: .*too small' "$CASEDIR/$c.host" ||
+		{ echo "host B's kvmini on s2.qcow2 while host A's guest ran: status $(kv $c host probe-rc), expected 2 (memory too small, after opening the disks): $(grep '^probe-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
+	[ "$(kv $c host both-running)" = 1 ] || { echo "host A's guest was not running while host B opened the base"; return; }
 	v=$(cat "$SHARE/base.sha256")
 	for k in before after a b; do
 		[ "$(kv $c host base-sha256-$k)" = "$v" ] ||
@@ -586,8 +589,12 @@ check_case() {
 			if [ "$(kv $c host conflict-rc)" != 1 ] || [ "$(kv $c host conflict-lines)" != 1 ] ||
 				! grep -q '^conflict-err: .*in use' "$CASEDIR/$c.host"; then
 				why="a second writer of one image: status $(kv $c host conflict-rc), $(kv $c host conflict-lines) stderr line(s), expected 1 and one 'in use' line: $(grep '^conflict-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"
+			elif [ "$(kv $c host share-rc)" != 2 ] || ! grep -q '^share-err: .*too small' "$CASEDIR/$c.host"; then
+				why="kvmini on another overlay of the same base while the guest ran: status $(kv $c host share-rc), expected 2 (memory too small, after opening the disks): $(grep '^share-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"
+			elif [ "$(kv $c host overlap)" != 1 ]; then
+				why="the guest was not running any more when the other overlay was opened"
 			elif [ "$(kv $c host second-rc)" != 0 ] || [ "$(kv $c host second-markers)" != 1 ]; then
-				why="the second guest on its own overlay of the same base ended with status $(kv $c host second-rc) after $(kv $c host second-markers) boot(s)"
+				why="the guest on the other overlay of the same base ended with status $(kv $c host second-rc) after $(kv $c host second-markers) boot(s)"
 			fi
 		fi ;;
 	qcow2-nfs-lock)
