@@ -229,22 +229,35 @@ static void rw_cb(void *opaque, int res)
 	finish(io, (int64_t)io->len);
 }
 
-static void rw_start(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
-		     const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque,
-		     enum file_op op, bool eof_ok)
+static void io_setup(struct file_io *io, struct host_file *f, struct io_engine *e, enum file_op op,
+		     uint64_t off, uint64_t len, file_done_fn done, void *opaque)
 {
-	io->eof_ok = eof_ok;
 	io->f = f;
 	io->e = e;
 	io->done = done;
 	io->opaque = opaque;
 	io->op = op;
 	io->off = off;
+	io->len = len;
 	io->pos = 0;
 	io->chunk = -1;
+	io->next = NULL;
+	io->parked = false;
+	io->eof_ok = false;
+}
+
+static void rw_start(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
+		     const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque,
+		     enum file_op op, bool eof_ok)
+{
+	io_setup(io, f, e, op, off, iov_size(iov, iovcnt), done, opaque);
+	io->eof_ok = eof_ok;
 	io->user_iov = iov;
 	io->user_iovcnt = iovcnt;
-	io->len = iov_size(iov, iovcnt);
+	if (op == FILE_WRITE && f->readonly) {
+		fail_later(io, -EROFS);
+		return;
+	}
 	if (iovcnt > BLOCK_MAX_IOV || io->len > INT32_MAX) {
 		fail_later(io, -EINVAL);
 		return;
@@ -288,33 +301,7 @@ void file_read_upto(struct file_io *io, struct host_file *f, struct io_engine *e
 void file_writev(struct file_io *io, struct host_file *f, struct io_engine *e, uint64_t off,
 		 const struct iovec *iov, unsigned iovcnt, file_done_fn done, void *opaque)
 {
-	if (f->readonly) {
-		io->f = f;
-		io->e = e;
-		io->done = done;
-		io->opaque = opaque;
-		io->chunk = -1;
-		fail_later(io, -EROFS);
-		return;
-	}
 	rw_start(io, f, e, off, iov, iovcnt, done, opaque, FILE_WRITE, false);
-}
-
-static void io_setup(struct file_io *io, struct host_file *f, struct io_engine *e, enum file_op op,
-		     uint64_t off, uint64_t len, file_done_fn done, void *opaque)
-{
-	io->f = f;
-	io->e = e;
-	io->done = done;
-	io->opaque = opaque;
-	io->op = op;
-	io->off = off;
-	io->len = len;
-	io->pos = 0;
-	io->chunk = -1;
-	io->next = NULL;
-	io->parked = false;
-	io->eof_ok = false;
 }
 
 /* ---- flush ----------------------------------------------------------------- */

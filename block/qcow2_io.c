@@ -257,9 +257,9 @@ static void copy_in(struct qcow2_req *q, uint8_t *dst, uint64_t pos, uint64_t n)
 
 /* ---- reads -------------------------------------------------------------------- */
 
-static void advance_cb(struct file_io *io, int64_t res)
+/* The step's n bytes are done (or it failed): on to the next step. */
+static void advance(struct qcow2_req *q, int64_t res)
 {
-	struct qcow2_req *q = io->opaque;
 	if (res < 0) {
 		finish(q, res);
 		return;
@@ -267,6 +267,8 @@ static void advance_cb(struct file_io *io, int64_t res)
 	q->pos += q->n;
 	step(q);
 }
+
+static void advance_cb(struct file_io *io, int64_t res) { advance(io->opaque, res); }
 
 /* A data read that met the end of the file: the rest reads as zeroes (a
  * last cluster written only in part, as QEMU reads it too). */
@@ -278,16 +280,7 @@ static void data_read_done(struct file_io *io, int64_t res)
 	advance_cb(io, res);
 }
 
-static void sub_cb(void *opaque, int64_t res)
-{
-	struct qcow2_req *q = opaque;
-	if (res < 0) {
-		finish(q, res);
-		return;
-	}
-	q->pos += q->n;
-	step(q);
-}
+static void sub_cb(void *opaque, int64_t res) { advance(opaque, res); }
 
 static void read_backing(struct qcow2_req *q, uint64_t off, uint64_t n, struct iovec *iov,
 			 unsigned iovcnt, void (*done)(void *, int64_t))
@@ -350,8 +343,7 @@ static void compressed_read_done(struct file_io *io, int64_t res)
 	pthread_mutex_lock(&q->s->lock);
 	buf_put(q);
 	pthread_mutex_unlock(&q->s->lock);
-	q->pos += q->n;
-	step(q);
+	advance(q, 0);
 }
 
 static void compressed_start(struct qcow2_req *q) { compressed_read(q, compressed_read_done); }
@@ -437,12 +429,7 @@ static void alloc_done(struct file_io *io, int64_t res)
 	range_release(q);
 	buf_put(q);
 	pthread_mutex_unlock(&s->lock);
-	if (r < 0) {
-		finish(q, r);
-		return;
-	}
-	q->pos += q->n;
-	step(q);
+	advance(q, r);
 }
 
 static void range_done(struct file_io *io, int64_t res)
