@@ -46,13 +46,12 @@ import argparse
 import json
 import os
 import re
-import select
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+
+from common import fmt, log, run_vmm
 
 DEFAULT_CASES = "randread:4k:1,randread:4k:32,randwrite:4k:1,randwrite:4k:32,seqread:1m:4,seqwrite:1m:4"
 
@@ -61,10 +60,6 @@ def parse_size(s):
     s = s.lower()
     mult = {"k": 1024, "m": 1 << 20}.get(s[-1], 1)
     return int(s[:-1] if s[-1] in "km" else s) * mult
-
-
-def log(msg):
-    print(msg, flush=True)
 
 
 def default_ios(bs, qd):
@@ -87,36 +82,16 @@ def make_file(path, size_mib):
 
 def run_timed(cmd, timeout):
     """Runs cmd; returns (rc, {marker: time}, console lines, stderr text)."""
-    err = tempfile.TemporaryFile()
-    t_start = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-    marks, lines, buf = {}, [], b""
-    fd = p.stdout.fileno()
-    while True:
-        left = timeout - (time.monotonic() - t_start)
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            p.kill()
-            break
-        chunk = os.read(fd, 65536)
-        now = time.monotonic()
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            text = line.decode(errors="replace").rstrip("\r")
-            lines.append(text)
-            if text == "microguest: bench start":
-                marks["start"] = now
-            elif text == "microguest: bench end":
-                marks["end"] = now
-    try:
-        rc = p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = p.wait()
-    err.seek(0)
-    return rc, marks, lines, err.read().decode(errors="replace")
+    marks = {}
+
+    def on_line(text, now):
+        if text == "microguest: bench start":
+            marks["start"] = now
+        elif text == "microguest: bench end":
+            marks["end"] = now
+
+    rc, lines, err = run_vmm(cmd, timeout, on_line)
+    return rc, marks, lines, err
 
 
 class Guest:
@@ -185,10 +160,6 @@ def fio_run(args, op, bs, qd, ios):
     job = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
     side = job["read"] if "read" in rw else job["write"]
     return {"iops": side["iops"], "wall": side["runtime"] / 1000.0}
-
-
-def fmt(v):
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
 
 
 def main():

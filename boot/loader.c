@@ -136,28 +136,70 @@ void boot_image_close(struct boot_image *img)
 	img->kernel = NULL;
 }
 
-static int too_small(const struct vm *vm, const struct boot_image *img, uint64_t need)
+static int too_small(const struct boot_image *img, uint64_t ram_size, uint64_t need)
 {
 	log_err("--memory %llu MiB is too small for this kernel%s: it needs at least %llu MiB",
-		(unsigned long long)(vm->ram_size >> 20), img->initrd_path ? " and initrd" : "",
+		(unsigned long long)(ram_size >> 20), img->initrd_path ? " and initrd" : "",
 		(unsigned long long)((need + MiB(1) - 1) >> 20));
 	return -E2BIG;
 }
 
-/* Places the initrd as high in low RAM as the kernel allows, above floor. */
-static int load_initrd(struct vm *vm, const struct boot_image *img, uint64_t floor,
-		       uint64_t addr_max, uint64_t *gpa)
+/* The end of the kernel in guest RAM: for a bzImage, the decompressor moves
+ * the kernel to pref_address (when relocatable, any kernel_alignment-aligned
+ * place at or above it) and needs init_size bytes there; an ELF ends at its
+ * highest load. */
+static uint64_t kernel_end(const struct boot_image *img)
 {
+	if (img->mode != BOOT_LINUX_64)
+		return img->elf.highest;
+	const struct bzimage_info *bz = &img->bz;
+	uint64_t end = LAYOUT_HIMEM + bz->kernel_size;
+	if (bz->pref_address + bz->init_size > end)
+		end = bz->pref_address + bz->init_size;
+	return end;
+}
+
+/* Where the initrd goes: as high in low RAM as the kernel allows, above the
+ * kernel. Returns 0 (and *gpa; 0 without an initrd) or the RAM it would
+ * take to fit. */
+static uint64_t initrd_place(const struct boot_image *img, uint64_t ram_low, uint64_t *gpa)
+{
+	uint64_t floor = PAGE_ALIGN_UP(kernel_end(img));
+	uint64_t addr_max = img->mode == BOOT_LINUX_64 ? img->bz.initrd_addr_max : 0;
 	*gpa = 0;
 	if (!img->initrd_path)
-		return floor > vm->ram_low ? too_small(vm, img, floor) : 0;
-	uint64_t top = vm->ram_low;
+		return floor > ram_low ? floor : 0;
+	uint64_t top = ram_low;
 	if (addr_max && addr_max + 1 < top)
 		top = addr_max + 1;
 	if (img->initrd_size > top || PAGE_ALIGN_DOWN(top - img->initrd_size) < floor)
-		return too_small(vm, img, floor + PAGE_ALIGN_UP(img->initrd_size) +
-				     (vm->ram_low - top));
+		return floor + PAGE_ALIGN_UP(img->initrd_size) + (ram_low - top);
 	*gpa = PAGE_ALIGN_DOWN(top - img->initrd_size);
+	return 0;
+}
+
+int boot_check_memory(const struct boot_image *img, uint64_t ram_size)
+{
+	uint64_t ram_low = LAYOUT_RAM_LOW(ram_size), gpa;
+	if (ram_low < MiB(8)) {
+		log_err("--memory must be at least 8 MiB");
+		return -E2BIG;
+	}
+	uint64_t end = kernel_end(img);
+	if (end > ram_low)
+		return too_small(img, ram_size, end + PAGE_ALIGN_UP(img->initrd_size));
+	uint64_t need = initrd_place(img, ram_low, &gpa);
+	return need ? too_small(img, ram_size, need) : 0;
+}
+
+/* Copies the initrd to the place initrd_place chose (boot_check_memory
+ * said it fits). */
+static int load_initrd(struct vm *vm, const struct boot_image *img, uint64_t *gpa)
+{
+	if (initrd_place(img, vm->ram_low, gpa))
+		return -E2BIG;
+	if (!img->initrd_path)
+		return 0;
 	uint8_t *dst = gpa_ptr(vm, *gpa, img->initrd_size);
 	int fd;
 	uint64_t size;
@@ -173,11 +215,11 @@ static int load_initrd(struct vm *vm, const struct boot_image *img, uint64_t flo
 
 /* Loads the initrd and gathers what the kernel is told about where things
  * are, the same for both boot protocols. */
-static int load_initrd_args(struct vm *vm, const struct boot_image *img, uint64_t floor,
-			    uint64_t addr_max, uint64_t rsdp, struct boot_args *a)
+static int load_initrd_args(struct vm *vm, const struct boot_image *img, uint64_t rsdp,
+			    struct boot_args *a)
 {
 	uint64_t initrd_gpa;
-	int r = load_initrd(vm, img, floor, addr_max, &initrd_gpa);
+	int r = load_initrd(vm, img, &initrd_gpa);
 	*a = (struct boot_args){
 		.cmdline_gpa = LAYOUT_CMDLINE,
 		.initrd_gpa = initrd_gpa,
@@ -194,19 +236,13 @@ static int load_bzimage(struct vm *vm, const struct boot_image *img, uint64_t rs
 {
 	const struct bzimage_info *bz = &img->bz;
 	uint64_t load = LAYOUT_HIMEM;
-	/* The decompressor moves the kernel to pref_address (when relocatable,
-	 * any kernel_alignment-aligned place at or above it) and needs
-	 * init_size bytes there. */
-	uint64_t kernel_end = load + bz->kernel_size;
-	if (bz->pref_address + bz->init_size > kernel_end)
-		kernel_end = bz->pref_address + bz->init_size;
 	uint8_t *dst = gpa_ptr(vm, load, bz->kernel_size);
-	if (!dst || kernel_end > vm->ram_low)
-		return too_small(vm, img, kernel_end + (img->initrd_size ? PAGE_ALIGN_UP(img->initrd_size) : 0));
+	if (!dst || kernel_end(img) > vm->ram_low)
+		return -E2BIG;
 	memcpy(dst, img->kernel + bz->kernel_offset, bz->kernel_size);
 
 	struct boot_args a;
-	int r = load_initrd_args(vm, img, PAGE_ALIGN_UP(kernel_end), bz->initrd_addr_max, rsdp, &a);
+	int r = load_initrd_args(vm, img, rsdp, &a);
 	if (r)
 		return r;
 	zero_page_build(gpa_ptr(vm, LAYOUT_ZERO_PAGE, ZP_SIZE), img->kernel, bz, &a);
@@ -230,12 +266,12 @@ static int load_elf(struct vm *vm, const struct boot_image *img, uint64_t rsdp,
 		const struct elf_load *l = &e->loads[i];
 		uint8_t *dst = gpa_ptr(vm, l->paddr, l->mem_size);
 		if (!dst || l->paddr + l->mem_size > vm->ram_low)
-			return too_small(vm, img, e->highest + PAGE_ALIGN_UP(img->initrd_size));
+			return -E2BIG;
 		memcpy(dst, img->kernel + l->file_offset, l->file_size);
 		memset(dst + l->file_size, 0, l->mem_size - l->file_size);
 	}
 	struct boot_args a;
-	int r = load_initrd_args(vm, img, PAGE_ALIGN_UP(e->highest), 0, rsdp, &a);
+	int r = load_initrd_args(vm, img, rsdp, &a);
 	if (r)
 		return r;
 	if (!pvh_info_build(gpa_ptr(vm, LAYOUT_PVH_INFO, 4096), 4096, LAYOUT_PVH_INFO, &a))
@@ -249,16 +285,15 @@ static int load_elf(struct vm *vm, const struct boot_image *img, uint64_t rsdp,
 
 int boot_load(struct vm *vm, const struct boot_image *img, struct boot_entry *entry)
 {
-	if (vm->ram_low < MiB(8)) {
-		log_err("--memory must be at least 8 MiB");
-		return -E2BIG;
-	}
+	int r = boot_check_memory(img, vm->ram_size);
+	if (r)
+		return r;
 	size_t cmdlen = strlen(img->cmdline) + 1;
 	memcpy(gpa_ptr(vm, LAYOUT_CMDLINE, cmdlen), img->cmdline, cmdlen);
 
 	uint64_t rsdp = 0;
 	struct acpi_config acpi = { .ncpus = vm->ncpus };
-	int r = acpi_build(gpa_ptr(vm, LAYOUT_ACPI_BASE, LAYOUT_ACPI_SIZE), LAYOUT_ACPI_SIZE,
+	r = acpi_build(gpa_ptr(vm, LAYOUT_ACPI_BASE, LAYOUT_ACPI_SIZE), LAYOUT_ACPI_SIZE,
 			   LAYOUT_ACPI_BASE, &acpi, &rsdp);
 	if (r) {
 		log_err("cannot build ACPI tables for %u vCPUs: %s", vm->ncpus, strerror(-r));

@@ -90,9 +90,13 @@ struct boot_image {
 int boot_image_open(struct boot_image *img, const struct vm_config *cfg);
 void boot_image_close(struct boot_image *img);
 
+/* Whether kernel and initrd fit in ram_size bytes of guest RAM (split
+ * around the MMIO hole as vm_create does); one logged line and -E2BIG when
+ * not. Pure arithmetic: kvmini run checks before it opens anything else. */
+int boot_check_memory(const struct boot_image *img, uint64_t ram_size);
 /* Writes kernel, initrd, cmdline, boot structures and ACPI tables into guest
  * RAM and returns the first instruction's state. Fails with one logged line
- * when the guest memory is too small. */
+ * when the guest memory is too small (boot_check_memory). */
 int boot_load(struct vm *vm, const struct boot_image *img, struct boot_entry *entry);
 
 /* Low-level helpers shared by the loaders (boot/pagetable.c). */

@@ -5,7 +5,8 @@
  * Locking: bus->lock covers the CONFIG_ADDRESS latch, every device's config
  * space and MSI-X state. It is taken by config cycles (any vCPU), MSI-X table
  * accesses (any vCPU) and pci_intx_set (any thread). cfg_written callbacks
- * run after it is released.
+ * run after it is released. The MSI-X interrupt path (pci_msix_enabled,
+ * pci_msix_eventfd) takes no lock; see pci_msix.enabled_flag.
  *
  * Test mode: with vm->vm_fd < 0 (unit tests) vmm/irq.c skips its ioctls and
  * INTx changes are only recorded (d->intx_asserted); everything else,
@@ -234,22 +235,23 @@ static void msix_ctrl_written(struct pci_device *d)
 
 	m->enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
 	m->func_masked = ctrl & PCI_MSIX_CTRL_MASKALL;
+	/* Device threads read the flag without the lock: a thread that sees
+	 * it set must find the routes and irqfds of the live vectors in place,
+	 * one that sees it clear goes to pci_intx_set, which waits for this
+	 * lock and then finds MSI-X off. The function mask does not clear it:
+	 * masked interrupts must stay pending in the eventfds, not go to INTx. */
+	if (!m->enabled)
+		atomic_store_explicit(&m->enabled_flag, false, memory_order_release);
 	for (unsigned v = 0; v < m->nvec; v++)
 		msix_sync(d, v);
+	if (m->enabled)
+		atomic_store_explicit(&m->enabled_flag, true, memory_order_release);
 	intx_update(d); /* INTx is silent while MSI-X is enabled */
 }
 
 bool pci_msix_enabled(const struct pci_device *d)
 {
-	struct pci_bus *b = d->bus;
-	bool en;
-
-	if (b)
-		pthread_mutex_lock(&b->lock);
-	en = d->msix.enabled;
-	if (b)
-		pthread_mutex_unlock(&b->lock);
-	return en;
+	return atomic_load_explicit(&d->msix.enabled_flag, memory_order_acquire);
 }
 
 int pci_msix_eventfd(const struct pci_device *d, unsigned vec)

@@ -6,6 +6,7 @@
 #define KVMINI_PCI_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,7 +89,12 @@ struct pci_msix {
 	int bar;
 	uint64_t table_off, pba_off;
 	uint8_t cap;           /* config offset of the capability */
-	bool enabled, func_masked;
+	bool enabled, func_masked;   /* Message Control, under the bus lock */
+	/* A copy of `enabled` for pci_msix_enabled(), which device threads call
+	 * on every interrupt without the bus lock. Stored with release under
+	 * the lock: set after the routes and irqfds of an enable are in place,
+	 * cleared before those of a disable go. */
+	atomic_bool enabled_flag;
 	struct msix_vector vec[PCI_MSIX_MAX];
 };
 
@@ -168,12 +174,23 @@ void pci_device_release(struct pci_device *d);
 bool pci_msix_bar_access(struct pci_device *d, int bar, uint64_t off, uint8_t *data,
 			 uint32_t len, bool is_write);
 
-/* Interrupt delivery for device models. */
+/* Interrupt delivery for device models. Both take no lock: they are on
+ * every interrupt of every I/O thread.
+ *
+ * Whether MSI-X is enabled (Message Control bit 15), function mask or not:
+ * while it is, the device signals vectors (pci_msix_eventfd) and never INTx,
+ * even when the function or the vector is masked, because the pending
+ * interrupt lives in the eventfd and is delivered on unmask. One acquire
+ * load. An interrupt raised while the guest flips the enable bit may go the
+ * old way (Linux enables MSI-X before DRIVER_OK and disables it after a
+ * reset, so no device is running then). */
 bool pci_msix_enabled(const struct pci_device *d);
 /* The eventfd that raises MSI-X vector vec (so an I/O thread can signal
  * the guest without a syscall into kvmini's own code: write 1 to it).
  * -1 when vec is out of range. Writes while masked stay pending in the
- * eventfd and are delivered when the guest unmasks the vector. */
+ * eventfd and are delivered when the guest unmasks the vector. The fds
+ * never change from pci_msix_init to pci_device_release (which comes after
+ * the device's threads stopped). */
 int pci_msix_eventfd(const struct pci_device *d, unsigned vec);
 /* Sets the INTA# level (1 = asserted). The IOAPIC pin only follows while
  * the command register's INTx-disable bit is clear and MSI-X is off; the

@@ -2,7 +2,10 @@
  * data sheet; the details that matter are the ones Linux's 8250 driver
  * checks (drivers/tty/serial/8250/8250_port.c: autoconfig, size_fifo,
  * serial8250_do_startup's THRE tests). Transmission is instantaneous: THR
- * is empty again as soon as it is written, so LSR always has THRE|TEMT. */
+ * is empty again as soon as it is written, so LSR has THRE|TEMT, unless
+ * the host's output buffer is full: then the transmitter is "busy" (no
+ * THRE, no TEMT, no THRE interrupt) until the host drains, as a line with
+ * hardware flow control would hold the guest back. */
 #include "devices/uart.h"
 
 #include <pthread.h>
@@ -89,6 +92,8 @@ struct uart {
 
 	uint8_t out[OUT_BUF_SIZE];
 	size_t out_len;
+	bool tx_busy;      /* out[] is full and the host refused more */
+	uint64_t tx_overruns;
 };
 
 /* ---- helpers, all called with u->lock held ---- */
@@ -152,9 +157,21 @@ static void update_irq(struct uart *u)
 
 static void flush_out(struct uart *u)
 {
-	if (u->out_len && u->ops.output)
-		u->ops.output(u->ctx, u->out, u->out_len);
-	u->out_len = 0;
+	if (!u->out_len)
+		return;
+	size_t n = u->ops.output ? u->ops.output(u->ctx, u->out, u->out_len) : u->out_len;
+	if (n > u->out_len)
+		n = u->out_len;
+	memmove(u->out, u->out + n, u->out_len - n);
+	u->out_len -= n;
+	bool was_busy = u->tx_busy;
+	u->tx_busy = u->out_len == sizeof(u->out);
+	/* A busy transmitter's THR is not empty: no THRE until it comes free,
+	 * and then THRE, as after any byte. */
+	if (u->tx_busy)
+		u->thr_ipending = false;
+	else if (was_busy && (u->ier & IER_THRI))
+		u->thr_ipending = true;
 }
 
 /* After the guest drained the FIFO, wake a host that was refused. */
@@ -174,10 +191,17 @@ static void write_thr(struct uart *u, uint8_t b)
 		 * Linux's size_fifo counts how many bytes fit. */
 		if (!rx_push(u, b))
 			u->lsr_errs |= LSR_OE;
+	} else if (u->tx_busy) {
+		/* The guest wrote without waiting for THRE (Linux's console
+		 * gives up after 10 ms): the byte is lost, as on hardware. */
+		u->tx_overruns++;
+		return;
 	} else {
 		u->out[u->out_len++] = b;
 		if (b == '\n' || u->out_len == sizeof(u->out))
 			flush_out(u);
+		if (u->tx_busy)
+			return;
 	}
 	/* The byte is gone at once: THR empty again. */
 	u->thr_ipending = true;
@@ -199,7 +223,7 @@ static void write_ier(struct uart *u, uint8_t v)
 	u->ier = v & IER_MASK;
 	/* Enabling THRI while THR is empty raises THRE at once; Linux's
 	 * startup tests this and its start_tx depends on it. */
-	if ((u->ier & IER_THRI) && !(old & IER_THRI))
+	if ((u->ier & IER_THRI) && !(old & IER_THRI) && !u->tx_busy)
 		u->thr_ipending = true;
 	else if (!(u->ier & IER_THRI))
 		u->thr_ipending = false;
@@ -243,15 +267,15 @@ static void write_mcr(struct uart *u, uint8_t v)
 
 static uint8_t read_lsr(struct uart *u)
 {
-	uint8_t v = LSR_THRE | LSR_TEMT | u->lsr_errs;
+	/* A polled writer reads LSR once before each THR write; two LSR reads
+	 * in a row mean the guest is waiting (for input, for TEMT before going
+	 * idle, or for a busy transmitter), so show what it printed. */
+	if (u->last == LAST_LSR)
+		flush_out(u);
+	uint8_t v = (u->tx_busy ? 0 : LSR_THRE | LSR_TEMT) | u->lsr_errs;
 	if (u->rx_count)
 		v |= LSR_DR;
 	u->lsr_errs = 0;
-	/* A polled writer reads LSR once before each THR write; two LSR reads
-	 * in a row mean the guest is waiting (for input, or for TEMT before
-	 * going idle), so show what it printed. */
-	if (u->last == LAST_LSR)
-		flush_out(u);
 	return v;
 }
 
@@ -397,6 +421,22 @@ bool uart_rx_room(struct uart *u)
 		u->rx_blocked = true;
 	pthread_mutex_unlock(&u->lock);
 	return room;
+}
+
+void uart_tx_ready(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	flush_out(u);
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+uint64_t uart_tx_overruns(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uint64_t n = u->tx_overruns;
+	pthread_mutex_unlock(&u->lock);
+	return n;
 }
 
 void uart_flush(struct uart *u)

@@ -25,8 +25,12 @@ struct uart_ops {
 	/* Drive the IRQ line: level 1 while IIR reports a pending interrupt.
 	 * Called only when the level changes. */
 	void (*set_irq)(void *ctx, int level);
-	/* Bytes the guest transmitted (buffered, see uart_flush). */
-	void (*output)(void *ctx, const uint8_t *buf, size_t len);
+	/* Bytes the guest transmitted (buffered, see uart_flush). Returns how
+	 * many the host took; fewer means its buffer is full: the UART keeps
+	 * the rest, and once its own buffer is full it reports the transmitter
+	 * busy (LSR without THRE/TEMT, no THRE interrupt) until uart_tx_ready.
+	 * NULL: output is dropped. */
+	size_t (*output)(void *ctx, const uint8_t *buf, size_t len);
 	/* Optional (may be NULL): after uart_receive refused bytes or
 	 * uart_rx_room said false, called once when the guest has drained the
 	 * RX FIFO, so the event loop can resume reading its input. */
@@ -50,6 +54,14 @@ void uart_io(void *u, uint64_t offset, uint8_t *data, uint32_t len, bool is_writ
 size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len);
 /* Whether uart_receive would accept a byte now. */
 bool uart_rx_room(struct uart *u);
+
+/* The host can take output again (after ops->output took less than
+ * offered): retries the buffered bytes and, if the transmitter is free
+ * again, raises THRE. Any thread but one holding the UART's callbacks. */
+void uart_tx_ready(struct uart *u);
+/* Bytes the guest wrote to THR while the transmitter was busy (lost, as on
+ * a real UART). */
+uint64_t uart_tx_overruns(struct uart *u);
 
 /* Transmitted bytes are buffered and passed to ops->output on '\n', when the
  * buffer fills, when the guest reads IIR, writes IER, or reads LSR twice in a

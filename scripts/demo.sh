@@ -1,7 +1,9 @@
 #!/bin/bash
 # The main job: install what is missing, build, and boot Debian's stock kernel
 # with a busybox initramfs built here and a fresh 256 MiB qcow2 virtio disk
-# (made by kvmini-img; ext4 at /mnt in the guest), ending at a shell on the serial console
+# (made by kvmini-img; ext4 at /mnt in the guest) and a virtio-net NIC on user networking
+# (DHCP from libslirp, the guest's port 80 forwarded from 127.0.0.1:8022, or
+# $KVMINI_DEMO_PORT), ending at a shell on the serial console
 # (Ctrl-A x quits kvmini). Without a terminal the guest runs a few commands and
 # powers off instead of waiting for input.
 #
@@ -21,9 +23,28 @@ if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	kernel=$(cat "$out/kernel")
 	rm -f "$out/demo-disk.qcow2"
 	"$BUILD/img/kvmini-img" create -f qcow2 "$out/demo-disk.qcow2" 256M
+	# NAT (libslirp) with a port forward: 127.0.0.1:$port on this host reaches the
+	# guest's port 80. Without a terminal the guest serves one page; fetch it.
+	port=${KVMINI_DEMO_PORT:-8022}
+	if [ $mode = script ]; then
+		(
+			for _ in $(seq 240); do
+				sleep 0.5
+				exec 3<>/dev/tcp/127.0.0.1/$port 2>/dev/null || continue
+				printf 'GET / HTTP/1.0\r\n\r\n' >&3
+				page=$(sed -n '/^\r\{0,1\}$/,$p' <&3 | tail -n +2)
+				exec 3<&-
+				[ -n "$page" ] || continue
+				echo "demo: GET http://127.0.0.1:$port/ (kvmini's port forward to the guest's port 80): $page"
+				exit 0
+			done
+		) &
+	fi
 	exec "$BUILD/kvmini" run --kernel "$kernel" --initrd "$out/guest-initrd.cpio.gz" \
 		--disk "path=$out/demo-disk.qcow2,serial=kvmini-demo" \
-		--cpus 2 --memory 1G --cmdline "console=ttyS0 quiet kvmini_test=demo kvmini_demo=$mode"
+		--net "user,hostfwd=tcp:127.0.0.1:$port-:80" \
+		--cpus 2 --memory 1G \
+		--cmdline "console=ttyS0 quiet kvmini_test=demo kvmini_demo=$mode kvmini_demo_fwd=$port"
 fi
 echo "kvmini: this host's KVM cannot run a Linux guest (no VMX/SVM); booting the demo inside the nested test host instead (QEMU TCG + kvm-amd, about a minute)"
 exec tests/e2e/run-e2e.sh --demo "$mode" "$BUILD"

@@ -5,14 +5,18 @@
 
 #include "vmm/config.h"
 
+struct block;
 struct vm;
 struct virtio_blk;
 
-/* Opens the image and adds a virtio-blk PCI function with num_queues
- * queues (one I/O thread and io_uring each). Errors with the image are the
- * user's (-ENOENT, -EISDIR, -EINVAL...) and were logged. */
+/* Adds a virtio-blk PCI function with num_queues queues (one I/O thread
+ * and io_uring each) serving disk, an image the caller opened (it outlives
+ * the device: the VM process keeps its images, and their locks, across
+ * guest reboots). cfg gives the serial and the thread model. */
 int virtio_blk_create(struct virtio_blk **out, struct vm *vm, const struct disk_config *cfg,
-		      unsigned num_queues);
+		      struct block *disk, unsigned num_queues);
+/* Stops the I/O threads (each drains its requests first) and frees the
+ * device; the image stays open. */
 void virtio_blk_free(struct virtio_blk *b);
 /* The I/O engine serving queue q while the device runs (NULL otherwise):
  * for tests that inject faults through its hook. */

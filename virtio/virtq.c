@@ -13,22 +13,39 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "vmm/vm.h"
 
-/* Byte offsets inside the rings. */
-#define AVAIL_FLAGS 0
-#define AVAIL_IDX   1                      /* in uint16_t units */
-#define AVAIL_RING  2
-#define USED_FLAGS  0
-#define USED_IDX    2                      /* in bytes */
-#define USED_RING   4
-#define USED_ELEM   8
+/* Offsets inside the rings, from the UAPI layout (struct vring_avail and
+ * struct vring_used, each followed by its event field). */
+#define AVAIL_FLAGS (offsetof(struct vring_avail, flags) / 2)  /* in uint16_t units */
+#define AVAIL_IDX   (offsetof(struct vring_avail, idx) / 2)
+#define AVAIL_RING  (offsetof(struct vring_avail, ring) / 2)
+#define USED_FLAGS  offsetof(struct vring_used, flags)         /* in bytes */
+#define USED_IDX    offsetof(struct vring_used, idx)
+#define USED_RING   offsetof(struct vring_used, ring)
+#define USED_ELEM   sizeof(struct vring_used_elem)
 
-static uint64_t desc_bytes(uint16_t size) { return 16ull * size; }
-static uint64_t avail_bytes(uint16_t size) { return 6ull + 2ull * size; }
-static uint64_t used_bytes(uint16_t size) { return 6ull + 8ull * size; }
+/* The spec's sizes (2.7): a layout change in the header must not go
+ * unnoticed, since the guest's driver was built against these. */
+_Static_assert(sizeof(struct vring_desc) == 16, "vring_desc");
+_Static_assert(offsetof(struct vring_avail, ring) == 4, "vring_avail");
+_Static_assert(offsetof(struct vring_used, ring) == 4, "vring_used");
+_Static_assert(sizeof(struct vring_used_elem) == 8, "vring_used_elem");
+
+/* A descriptor after desc_copy(): host byte order, never guest memory. */
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+static uint64_t desc_bytes(uint16_t size) { return sizeof(struct vring_desc) * (uint64_t)size; }
+static uint64_t avail_bytes(uint16_t size) { return 2 * AVAIL_RING + 2ull * size + 2; }
+static uint64_t used_bytes(uint16_t size) { return USED_RING + USED_ELEM * (uint64_t)size + 2; }
 
 static volatile uint16_t *used_u16(struct virtq *q, uint64_t off)
 {
@@ -70,7 +87,8 @@ int virtq_enable(struct virtq *q, struct vm *vm, uint16_t size, uint64_t desc_gp
 	virtq_reset(q);
 	if (!vm || size == 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1)))
 		return -EINVAL;
-	if ((desc_gpa & 15) || (avail_gpa & 1) || (used_gpa & 3))
+	if ((desc_gpa & (VRING_DESC_ALIGN_SIZE - 1)) || (avail_gpa & (VRING_AVAIL_ALIGN_SIZE - 1)) ||
+	    (used_gpa & (VRING_USED_ALIGN_SIZE - 1)))
 		return -EINVAL;
 	desc = gpa_ptr(vm, desc_gpa, desc_bytes(size));
 	avail = gpa_ptr(vm, avail_gpa, avail_bytes(size));
@@ -96,21 +114,23 @@ int virtq_enable(struct virtq *q, struct vm *vm, uint16_t size, uint64_t desc_gp
 /* Copies one descriptor out of guest memory and converts it to host order.
  * The signal fence stops the compiler from re-reading guest memory for a
  * field of d later on: after it, d is the only copy we look at. */
-static void desc_copy(struct virtq_desc *d, const struct virtq_desc *src)
+static void desc_copy(struct virtq_desc *d, const struct vring_desc *src)
 {
-	memcpy(d, src, sizeof(*d));
+	struct vring_desc raw;
+
+	memcpy(&raw, src, sizeof(raw));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	d->addr = le64toh(d->addr);
-	d->len = le32toh(d->len);
-	d->flags = le16toh(d->flags);
-	d->next = le16toh(d->next);
+	d->addr = le64toh(raw.addr);
+	d->len = le32toh(raw.len);
+	d->flags = le16toh(raw.flags);
+	d->next = le16toh(raw.next);
 }
 
 /* Walks the chain starting at head into e. Returns VQ_ERR_COUNT when the
  * chain is good, otherwise the reason it is refused. */
 static enum virtq_error walk_chain(struct virtq *q, uint16_t head, struct virtq_elem *e)
 {
-	const struct virtq_desc *table = q->desc;
+	const struct vring_desc *table = q->desc;
 	uint32_t table_len = q->size;   /* entries in the table being walked */
 	uint32_t walked = 0;            /* descriptors taken from that table */
 	bool in_indirect = false;
@@ -126,14 +146,14 @@ static enum virtq_error walk_chain(struct virtq *q, uint16_t head, struct virtq_
 			return VQ_ERR_CHAIN_TOO_LONG;
 		desc_copy(&d, &table[idx]);
 
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+		if (d.flags & VRING_DESC_F_INDIRECT) {
 			uint32_t n;
 
-			if (!q->indirect || in_indirect || (d.flags & VIRTQ_DESC_F_NEXT))
+			if (!q->indirect || in_indirect || (d.flags & VRING_DESC_F_NEXT))
 				return VQ_ERR_INDIRECT;
-			if (d.len == 0 || d.len % sizeof(struct virtq_desc))
+			if (d.len == 0 || d.len % sizeof(struct vring_desc))
 				return VQ_ERR_INDIRECT;
-			n = d.len / sizeof(struct virtq_desc);
+			n = d.len / sizeof(struct vring_desc);
 			if (n > VIRTQ_MAX_CHAIN)
 				return VQ_ERR_INDIRECT;
 			table = gpa_ptr(q->vm, d.addr, d.len);
@@ -158,7 +178,7 @@ static enum virtq_error walk_chain(struct virtq *q, uint16_t head, struct virtq_
 				return VQ_ERR_ADDR;
 			iov.iov_len = d.len;
 		}
-		if (d.flags & VIRTQ_DESC_F_WRITE) {
+		if (d.flags & VRING_DESC_F_WRITE) {
 			e->in[e->nin++] = iov;
 			e->in_len += d.len;
 		} else {
@@ -168,7 +188,7 @@ static enum virtq_error walk_chain(struct virtq *q, uint16_t head, struct virtq_
 			e->out_len += d.len;
 		}
 
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VRING_DESC_F_NEXT))
 			return VQ_ERR_COUNT;
 		idx = d.next;
 	}
@@ -209,27 +229,46 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 	return 1;
 }
 
-void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+void virtq_fill(struct virtq *q, uint16_t head, uint32_t len, unsigned offset)
 {
-	uint64_t off;
+	volatile struct vring_used_elem *el;
 
-	if (!q->enabled)
+	if (!q->enabled || offset >= q->size)
 		return;
-	off = USED_RING + USED_ELEM * (uint64_t)(q->used_idx & (q->size - 1));
-	*(volatile uint32_t *)(q->used + off) = htole32(head);
-	*(volatile uint32_t *)(q->used + off + 4) = htole32(len);
-	q->used_idx++;
-	/* Release: the element (and the data written to the buffers) is
+	el = (volatile struct vring_used_elem *)(q->used + USED_RING + USED_ELEM *
+		 (uint64_t)((uint16_t)(q->used_idx + offset) & (q->size - 1)));
+	el->id = htole32(head);
+	el->len = htole32(len);
+}
+
+void virtq_flush(struct virtq *q, unsigned n)
+{
+	if (!q->enabled || n == 0 || n > q->size)
+		return;
+	q->used_idx = (uint16_t)(q->used_idx + n);
+	/* Release: the elements (and the data written to the buffers) are
 	 * visible before the driver can see the new idx. */
 	__atomic_store_n(used_u16(q, USED_IDX), htole16(q->used_idx), __ATOMIC_RELEASE);
 }
 
-/* virtio 1.x 2.7.10 / Linux vring_need_event: true when event_idx lies in
- * the window (old, new_idx] of used indexes published since the last
- * notification, computed modulo 2^16. */
-static bool need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old)
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 {
-	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
+	virtq_fill(q, head, len, 0);
+	virtq_flush(q, 1);
+}
+
+void virtq_unpop(struct virtq *q, unsigned n)
+{
+	/* Every chain popped gets exactly one used element, so this is what
+	 * was popped and is not on the used ring yet: giving back more would
+	 * hand the device a chain the driver already got back. */
+	uint16_t outstanding = (uint16_t)(q->last_avail - q->used_idx);
+
+	if (!q->enabled)
+		return;
+	if (n > outstanding)
+		n = outstanding;
+	q->last_avail = (uint16_t)(q->last_avail - n);
 }
 
 bool virtq_should_notify(struct virtq *q)
@@ -246,11 +285,13 @@ bool virtq_should_notify(struct virtq *q)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (valid && old == q->used_idx)
 		return false;               /* nothing new since the last one */
+	/* vring_need_event (virtio 1.x 2.7.10): used_event lies in the window
+	 * (old, used_idx] published since the last notification, mod 2^16. */
 	if (q->event_idx)
-		notify = !valid || need_event(load_used_event(q), q->used_idx, old);
+		notify = !valid || vring_need_event(load_used_event(q), q->used_idx, old);
 	else
 		notify = !(le16toh(__atomic_load_n(&q->avail[AVAIL_FLAGS], __ATOMIC_RELAXED)) &
-			   VIRTQ_AVAIL_F_NO_INTERRUPT);
+			   VRING_AVAIL_F_NO_INTERRUPT);
 	q->signalled_used = q->used_idx;
 	q->signalled_valid = true;
 	return notify;
@@ -263,12 +304,16 @@ void virtq_set_notify(struct virtq *q, bool enable)
 	q->notify = enable;
 	if (q->event_idx) {
 		/* Flags must stay 0 with EVENT_IDX; disabling just stops moving
-		 * avail_event forward, so the driver stops kicking once past it. */
+		 * avail_event forward, so the driver stops kicking once past it.
+		 * Enabling asks for a kick at the next buffer the driver adds:
+		 * last_avail would be wrong after virtq_unpop, when buffers up to
+		 * avail->idx are published but not popped, since the driver only
+		 * kicks when its idx crosses avail_event. */
 		if (enable)
-			store_avail_event(q, q->last_avail);
+			store_avail_event(q, load_avail_idx(q));
 	} else {
 		__atomic_store_n(used_u16(q, USED_FLAGS),
-				 htole16(enable ? 0 : VIRTQ_USED_F_NO_NOTIFY), __ATOMIC_RELAXED);
+				 htole16(enable ? 0 : VRING_USED_F_NO_NOTIFY), __ATOMIC_RELAXED);
 	}
 	/* Our store before the caller's re-read of avail->idx (virtq_has_avail). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

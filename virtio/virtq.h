@@ -9,6 +9,7 @@
 #ifndef KVMINI_VIRTQ_H
 #define KVMINI_VIRTQ_H
 
+#include <linux/virtio_ring.h>   /* the ring layout and VRING_* flags, as the guest sees them */
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -19,19 +20,6 @@ struct vm;
 
 #define VIRTQ_MAX_SIZE   256   /* largest queue kvmini offers */
 #define VIRTQ_MAX_CHAIN  256   /* descriptors per request, indirect included */
-
-#define VIRTQ_DESC_F_NEXT     1
-#define VIRTQ_DESC_F_WRITE    2
-#define VIRTQ_DESC_F_INDIRECT 4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY     1
-
-struct virtq_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-} __attribute__((packed));
 
 /* One request popped from the available ring: the driver-readable
  * ("out") buffers first, then the device-writable ("in") ones, as host
@@ -58,12 +46,14 @@ enum virtq_error {
 struct virtq {
 	struct vm *vm;
 	uint16_t size;              /* negotiated; power of two, <= VIRTQ_MAX_SIZE */
-	bool event_idx;             /* VIRTIO_F_RING_EVENT_IDX negotiated */
-	bool indirect;              /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool event_idx;             /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;              /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	bool enabled;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	/* Host views of the three areas, checked once at enable time. */
-	struct virtq_desc *desc;
+	/* Host views of the three areas, checked once at enable time. They
+	 * hold guest (little-endian) values: virtq.c converts every field it
+	 * reads or writes. */
+	const struct vring_desc *desc;
 	volatile uint16_t *avail;   /* flags, idx, ring[size], used_event */
 	volatile uint8_t *used;     /* flags, idx, ring[size] {id,len}, avail_event */
 	uint16_t last_avail;        /* next avail ring slot the device reads */
@@ -97,16 +87,40 @@ void virtq_reset(struct virtq *q);
  * itself is broken (avail idx jumped by more than the queue size): the
  * device should go to NEEDS_RESET. */
 int virtq_pop(struct virtq *q, struct virtq_elem *e);
-/* Puts (head, len) on the used ring and publishes it. */
+/* Puts (head, len) on the used ring and publishes it: virtq_fill(q, head,
+ * len, 0), then virtq_flush(q, 1). */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* Writes (head, len) into the used ring slot `offset` places past the
+ * published used idx, without publishing it: one packet spread over several
+ * mergeable RX buffers is filled buffer by buffer (offsets 0, 1, ...), then
+ * published at once with virtq_flush, so the driver never sees part of a
+ * packet (as Linux's vhost_add_used_n). An offset of the queue size or more
+ * is ignored: that slot may hold an element the driver has not read yet. */
+void virtq_fill(struct virtq *q, uint16_t head, uint32_t len, unsigned offset);
+/* Publishes the next n filled elements (used->idx += n, with release); then
+ * the caller asks virtq_should_notify() once, as after pushes. n must not be
+ * more than were filled (n above the queue size is ignored). */
+void virtq_flush(struct virtq *q, unsigned n);
+/* Hands the last n popped chains back, unused (an RX buffer taken but not
+ * needed): the next pops return the same heads again, walked and checked
+ * afresh. n is cut to the number popped and not yet used. avail_event is
+ * left where it is: moving it back below buffers the driver already
+ * published would mean the driver never kicks for new ones (see
+ * docs/virtqueues.md, "Taking buffers back"). */
+void virtq_unpop(struct virtq *q, unsigned n);
 /* Whether the driver wants an interrupt for what was pushed since the last
  * notification (EVENT_IDX used_event, or NO_INTERRUPT). Updates the
  * bookkeeping: call once per batch and notify when it says true. */
 bool virtq_should_notify(struct virtq *q);
-/* Tells the driver whether to kick: with EVENT_IDX sets avail_event to
- * last_avail, otherwise the NO_NOTIFY flag. After enabling, the caller must
- * check virtq_has_avail() again to close the race with the driver. */
+/* Tells the driver whether to kick. Off: with EVENT_IDX avail_event stops
+ * moving, otherwise the NO_NOTIFY flag. On: with EVENT_IDX avail_event is set
+ * to the driver's avail->idx as it is now ("kick me for the next buffer you
+ * add", also right after virtq_unpop), otherwise the flag is cleared. After
+ * turning them on, the caller must look at the ring once more
+ * (virtq_has_avail, or a new try at what it was waiting for) to close the
+ * race with a driver that published just before it saw the change. */
 void virtq_set_notify(struct virtq *q, bool enable);
+/* Whether the driver made chains available that were not popped yet. */
 bool virtq_has_avail(struct virtq *q);
 
 #endif

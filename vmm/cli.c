@@ -39,10 +39,14 @@ int parse_size(const char *s, uint64_t *out)
 void cli_run_usage(FILE *f)
 {
 	fputs("usage: kvmini run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
-	      "                  [--cpus N] [--memory SIZE[,hugepages=on]]\n"
+	      "                  [--cpus N] [--memory SIZE[,hugepages=on][,thp=off]]\n"
 	      "                  [--disk path=FILE[,format=auto|raw|qcow2][,readonly=on]\n"
 	      "                          [,cache=none|writeback][,lock=on|off][,serial=STR]\n"
 	      "                          [,queues=N][,iothread=queue|disk][,l2-cache=SIZE]]...\n"
+	      "                  [--net user[,net=CIDR][,host=IP][,dns=IP][,dhcpstart=IP]\n"
+	      "                         [,hostfwd=tcp|udp:[HOSTIP]:HOSTPORT-[GUESTIP]:GUESTPORT]...\n"
+	      "                         [,restrict=on|off][,ipv6=on|off][,mac=MAC]]...\n"
+	      "                  [--net tap=NAME[,bridge=BRIDGE][,mac=MAC][,queues=N]]...\n"
 	      "                  [--console stdio|file=PATH|none] [--no-reboot] [--trace-exits]\n"
 	      "                  [--debug-exit] [--verbose]\n"
 	      "\n"
@@ -50,8 +54,11 @@ void cli_run_usage(FILE *f)
 	      "  --initrd PATH     initial ramdisk\n"
 	      "  --cmdline STRING  kernel command line (default \"" CONFIG_DEFAULT_CMDLINE "\")\n"
 	      "  --cpus N          number of vCPUs (default 1)\n"
-	      "  --memory SIZE     guest RAM, K/M/G/T suffixes (default 512M)\n"
+	      "  --memory SIZE     guest RAM, K/M/G/T suffixes (default 512M); hugepages=on:\n"
+	      "                    2 MiB huge pages; thp=off: no transparent huge pages\n"
 	      "  --disk ...        a virtio-blk disk (repeatable: /dev/vda, /dev/vdb, ...)\n"
+	      "  --net ...         a virtio-net NIC (repeatable: eth0, eth1, ...): user is NAT\n"
+	      "                    through libslirp, tap a TAP device (created if missing)\n"
 	      "  --console MODE    stdio (raw terminal; Ctrl-A x quits, Ctrl-A h helps),\n"
 	      "                    file=PATH or none (default stdio)\n"
 	      "  --no-reboot       exit (status 0) when the guest reboots\n"
@@ -100,8 +107,12 @@ static int parse_memory(const char *arg, struct vm_config *cfg)
 			cfg->hugepages = true;
 		else if (strcmp(opts, "hugepages=off") == 0)
 			cfg->hugepages = false;
+		else if (strcmp(opts, "thp=on") == 0)
+			cfg->thp = true;
+		else if (strcmp(opts, "thp=off") == 0)
+			cfg->thp = false;
 		else
-			return bad("--memory", arg, "unknown option (only hugepages=on|off)");
+			return bad("--memory", arg, "unknown option (only hugepages=on|off, thp=on|off)");
 		opts = next;
 	}
 	if (cfg->mem_size < CLI_MIN_MEM)
@@ -236,6 +247,35 @@ static int parse_disk(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+/* One --net option; net_config_parse reports its own mistakes. What it
+ * cannot see is the other NICs: two on one TAP, or two with one MAC. */
+static int parse_net(const char *arg, struct vm_config *cfg)
+{
+	if (cfg->nnics == CONFIG_MAX_NICS) {
+		log_err("--net: too many NICs (at most %d)", CONFIG_MAX_NICS);
+		return -EINVAL;
+	}
+	struct net_config *n = &cfg->nics[cfg->nnics];
+	int r = net_config_parse(n, arg);
+	if (r)
+		return r;
+	for (unsigned i = 0; i < cfg->nnics; i++) {
+		const struct net_config *o = &cfg->nics[i];
+		if (n->kind == NET_TAP && o->kind == NET_TAP && !strcmp(n->ifname, o->ifname)) {
+			log_err("--net: tap=%s is given to two NICs (one --net per TAP)", n->ifname);
+			return -EINVAL;
+		}
+		if (!memcmp(n->mac, o->mac, 6)) {
+			char m[18];
+			net_mac_format(n->mac, m);
+			log_err("--net: mac=%s is given to two NICs", m);
+			return -EINVAL;
+		}
+	}
+	cfg->nnics++;
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE,
 	OPT_NO_REBOOT, OPT_TRACE_EXITS, OPT_DEBUG_EXIT, OPT_DISK, OPT_NET, OPT_CONFIG,
@@ -301,6 +341,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cpus = 1;
 	cfg->mem_size = CONFIG_DEFAULT_MEM;
+	cfg->thp = true;
 	cfg->console = CONSOLE_STDIO;
 	int verbose = 0;
 
@@ -318,6 +359,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_MEMORY: r = parse_memory(a, cfg); break;
 		case OPT_CONSOLE: r = parse_console(a, cfg); break;
 		case OPT_DISK: r = parse_disk(a, cfg); break;
+		case OPT_NET: r = parse_net(a, cfg); break;
 		case OPT_NO_REBOOT: cfg->no_reboot = true; break;
 		case OPT_TRACE_EXITS: cfg->trace_exits = true; break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
@@ -326,7 +368,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_HELP:
 			cli_run_usage(stdout);
 			return 1;
-		case OPT_NET: case OPT_CONFIG: case OPT_API_SOCKET:
+		case OPT_CONFIG: case OPT_API_SOCKET:
 			log_err("--%s: not supported by this version of kvmini yet",
 				run_options[longindex].name);
 			return -EINVAL;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "block/block.h"
+#include "net/net_config.h"
 
 enum console_mode { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
 
@@ -35,6 +36,7 @@ struct vm_config {
 	unsigned cpus;
 	uint64_t mem_size;
 	bool hugepages;
+	bool thp;                   /* madvise(MADV_HUGEPAGE) the RAM (default; ignored with hugepages) */
 	bool no_reboot;
 	bool trace_exits;
 	bool debug_exit;            /* --debug-exit: port 0xf4 ends the VM */
@@ -42,6 +44,8 @@ struct vm_config {
 	const char *console_path;   /* CONSOLE_FILE */
 	unsigned ndisks;
 	struct disk_config disks[CONFIG_MAX_DISKS];
+	unsigned nnics;             /* --net, in order: eth0, eth1, ... */
+	struct net_config nics[CONFIG_MAX_NICS];
 };
 
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0"

@@ -11,9 +11,15 @@
  * Ctrl-A is the escape key: Ctrl-A x quits, Ctrl-A h lists the keys,
  * Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A followed by anything else sends both.
  *
- * Threads: console_read runs on the event loop; console_write is called from
- * the UART output callback, which the UART serialises with its own lock. The
- * console itself takes no lock. */
+ * Threads: console_read and the output flushing run on the VM process's
+ * event loop (console_attach); console_write may be called from any thread
+ * (the UART calls it from vCPU threads, under the UART's lock) and never
+ * blocks: it copies into a bounded buffer that the loop writes out with
+ * non-blocking writes. When the buffer is full it takes fewer bytes than
+ * offered, and once there is room again the loop calls the tx_ready
+ * callback: the UART then reports its transmitter empty again, so a
+ * stalled stdout makes the guest wait (as a real serial line with flow
+ * control would) instead of blocking a vCPU in write(). */
 #ifndef KVMINI_CONSOLE_H
 #define KVMINI_CONSOLE_H
 
@@ -24,7 +30,10 @@
 
 #include "vmm/config.h"
 
+struct event_loop;
+
 #define CONSOLE_ESCAPE_CHAR 0x01 /* Ctrl-A */
+#define CONSOLE_OUT_BUF     (16 * 1024) /* guest output waiting for the terminal */
 
 struct console;
 
@@ -46,11 +55,28 @@ int console_input_fd(const struct console *c);
  * stderr. At end of input returns 0 with *eof = true: stop watching the fd. */
 ssize_t console_read(struct console *c, uint8_t *buf, size_t len, bool *quit, bool *eof);
 
-/* Guest output: stdio → stdout, file → the file, none → dropped. Writes
- * everything (retrying EINTR, partial writes, EAGAIN). On another error it
- * logs one warning and drops output from then on. Note a closed stdout pipe
- * raises SIGPIPE unless the process ignores it. */
-void console_write(struct console *c, const uint8_t *buf, size_t len);
+/* Guest output: stdio → stdout, file → the file, none → dropped. Any
+ * thread; never blocks. Returns how many bytes were taken: all of them
+ * unless the buffer is full (dropped output counts as taken: none mode,
+ * or after a write error, which logs one warning). Without an attached loop
+ * the bytes wait for console_drain. */
+size_t console_write(struct console *c, const uint8_t *buf, size_t len);
+
+/* Flushing moves to l's thread (the caller must be it). tx_ready (may be
+ * NULL) is called there when console_write had refused bytes and there is
+ * room again. */
+int console_attach(struct console *c, struct event_loop *l, void (*tx_ready)(void *ctx),
+		   void *ctx);
+void console_detach(struct console *c);
+
+/* Writes out what is buffered, waiting at most timeout_ms for a stalled
+ * output (then what is left is dropped, with one warning). Returns the
+ * number of bytes dropped. Call at exit, on the loop thread. */
+size_t console_drain(struct console *c, int timeout_ms);
+
+/* Bytes buffered right now, and bytes refused/dropped since open. */
+size_t console_pending(struct console *c);
+uint64_t console_dropped(struct console *c);
 
 /* Restores the terminal and frees. NULL is fine. */
 void console_close(struct console *c);

@@ -27,6 +27,8 @@
 /* The 32-bit hole for PCI and platform MMIO: RAM past 3 GiB moves above 4 GiB. */
 #define LAYOUT_MMIO_HOLE    0xc0000000ULL
 #define LAYOUT_MMIO_HOLE_END 0x100000000ULL
+/* Guest RAM below the hole; the rest of mem_size goes above 4 GiB. */
+#define LAYOUT_RAM_LOW(mem_size) ((mem_size) < LAYOUT_MMIO_HOLE ? (mem_size) : LAYOUT_MMIO_HOLE)
 #define LAYOUT_PCI_MMIO     0xc0000000ULL /* BARs are placed from here */
 #define LAYOUT_PCI_MMIO_END 0xfc000000ULL
 #define LAYOUT_IOAPIC       0xfec00000ULL

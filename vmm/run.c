@@ -1,6 +1,8 @@
 /* `kvmini run`: parse, load, boot, wait, and decide how the process ends.
- * A guest reboot tears the whole VM down and builds it again from the same
- * configuration, so every boot starts from the same clean state. */
+ * A guest reboot tears the guest down (struct vm) and builds it again from
+ * the same configuration, so every boot starts from the same clean state;
+ * the process-level pieces (struct vmm: event loop, console, disk images,
+ * network backends) stay. */
 #include "vmm/run.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "block/block.h"
 #include "boot/loader.h"
 #include "devices/pci.h"
 #include "devices/platform.h"
@@ -26,36 +29,64 @@
 #include "vmm/log.h"
 #include "vmm/trace.h"
 #include "vmm/vcpu.h"
+#include "net/backend.h"
+#include "net/slirp.h"
+#include "net/tap.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 
-/* State of one boot that the event-loop callbacks need. */
-struct session {
-	struct vm vm;
-	struct console *console;
+/* The VM process: what lives from start to exit, across guest reboots.
+ * Only guest-visible state (struct vm: RAM, vCPUs, devices) is rebuilt per
+ * boot; the event loop, the console, the signal handling, the disk images
+ * and (with --net) the network backends stay, so an image stays locked and
+ * a TAP or a slirp port forward survives a reboot. Owned by the main
+ * thread, which runs the loop. */
+struct vmm {
+	const struct vm_config *cfg;
 	struct event_loop loop;
+	struct console *console;
 	struct event_source stop_src, signal_src, input_src;
-	uint8_t pending[64];   /* console input the UART could not take yet */
+	struct block *disks[CONFIG_MAX_DISKS];      /* one per --disk, opened once */
+	unsigned ndisks;
+	struct net_backend *nets[CONFIG_MAX_NICS];  /* one per --net, opened once */
+	unsigned nnets;
+	struct vm vm;              /* the current boot; vm.uart is NULL between boots */
+	uint8_t pending[64];       /* console input the UART could not take yet */
 	size_t npending, pending_off;
 	bool input_eof;
+	/* The UART's rx_ready comes from a vCPU thread: it posts this. */
+	struct evloop_work rx_ready_work;
+	atomic_bool rx_ready_posted;
 };
 
 static void uart_set_irq(void *ctx, int level)
 {
-	struct vm *vm = ctx;
-	vm_irq_line(vm, IRQ_COM1, level);
+	struct vmm *m = ctx;
+	vm_irq_line(&m->vm, IRQ_COM1, level);
 }
 
-static void uart_output(void *ctx, const uint8_t *buf, size_t len)
+static size_t uart_output(void *ctx, const uint8_t *buf, size_t len)
 {
-	struct vm *vm = ctx;
-	console_write(vm->console, buf, len);
+	struct vmm *m = ctx;
+	return console_write(m->console, buf, len);
 }
 
-static const struct uart_ops com1_ops = { .set_irq = uart_set_irq, .output = uart_output };
-
-static int add_devices(struct vm *vm)
+/* Called under the UART's lock on a vCPU thread: only post. */
+static void uart_rx_ready(void *ctx)
 {
-	vm->uart = uart_new(&com1_ops, vm);
+	struct vmm *m = ctx;
+	if (!atomic_exchange(&m->rx_ready_posted, true))
+		evloop_post(&m->loop, &m->rx_ready_work);
+}
+
+static const struct uart_ops com1_ops = {
+	.set_irq = uart_set_irq, .output = uart_output, .rx_ready = uart_rx_ready,
+};
+
+static int add_devices(struct vmm *m)
+{
+	struct vm *vm = &m->vm;
+	vm->uart = uart_new(&com1_ops, m);
 	vm->rtc = rtc_new();
 	if (!vm->uart || !vm->rtc)
 		return -ENOMEM;
@@ -82,23 +113,19 @@ static int add_devices(struct vm *vm)
 /* Disks come after the platform devices: their PCI slots follow the order
  * on the command line, so the first --disk is /dev/vda. By default one queue
  * (and one I/O thread) per vCPU, as Linux's blk-mq then maps each CPU to its
- * own; past DISK_MAX_QUEUES vCPUs share queues. */
-static int add_disks(struct vm *vm, bool *input_error)
+ * own; past DISK_MAX_QUEUES vCPUs share queues. Each serves the image
+ * opened for it when the process started. */
+static int add_disks(struct vmm *m)
 {
-	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+	struct vm *vm = &m->vm;
+	for (unsigned i = 0; i < m->ndisks; i++) {
 		const struct disk_config *d = &vm->cfg->disks[i];
 		unsigned queues = d->queues ? d->queues : vm->ncpus;
 		if (queues > DISK_MAX_QUEUES)
 			queues = DISK_MAX_QUEUES;
-		int r = virtio_blk_create(&vm->disks[i], vm, d, queues);
+		int r = virtio_blk_create(&vm->disks[i], vm, d, m->disks[i], queues);
 		if (r) {
-			/* Problems opening the image are the user's (a bad or
-			 * unsupported image, a backing loop); the rest (PCI
-			 * slots, KVM) are ours, and so is an image another
-			 * process is using (-EBUSY: exit 1, as QEMU). */
-			*input_error = r == -ENOENT || r == -EISDIR || r == -EINVAL || r == -EACCES ||
-				       r == -ENOTSUP || r == -EROFS || r == -EPERM || r == -ELOOP ||
-				       r == -EFBIG || r == -ENAMETOOLONG;
+			log_err("virtio-blk for %s: %s", d->block.path, strerror(-r));
 			return r;
 		}
 		vm->ndisks++;
@@ -106,9 +133,85 @@ static int add_disks(struct vm *vm, bool *input_error)
 	return 0;
 }
 
+/* Images are opened once, before the VM exists, and stay open until the
+ * process exits: their locks are held across guest reboots (another host
+ * cannot slip in between two boots), and an image that is in use or bad is
+ * reported before any guest memory or KVM state is set up. */
+static int open_disks(struct vmm *m, bool *input_error)
+{
+	for (unsigned i = 0; i < m->cfg->ndisks; i++) {
+		int r = block_open(&m->disks[i], &m->cfg->disks[i].block);
+		if (r) {
+			/* Problems opening the image are the user's (a bad or
+			 * unsupported image, a backing loop); an image another
+			 * process is using (-EBUSY) is not: exit 1, as QEMU. */
+			*input_error = r == -ENOENT || r == -EISDIR || r == -EINVAL || r == -EACCES ||
+				       r == -ENOTSUP || r == -EROFS || r == -EPERM || r == -ELOOP ||
+				       r == -EFBIG || r == -ENAMETOOLONG;
+			return r;
+		}
+		m->ndisks++;
+	}
+	return 0;
+}
+
+/* After the last boot: every device (and so every I/O thread) is gone, so
+ * nothing is in flight; block_close writes the caches back. */
+static void close_disks(struct vmm *m)
+{
+	for (unsigned i = 0; i < m->ndisks; i++)
+		block_close(m->disks[i]);
+	m->ndisks = 0;
+}
+
+/* NICs come after the disks (eth0 is the first --net). Each attaches to
+ * the backend opened for it when the process started. */
+static int add_nics(struct vmm *m)
+{
+	struct vm *vm = &m->vm;
+	for (unsigned i = 0; i < m->nnets; i++) {
+		int r = virtio_net_create(&vm->nics[i], vm, &m->cfg->nics[i], m->nets[i], i);
+		if (r)
+			return r;
+		vm->nnics++;
+	}
+	return 0;
+}
+
+/* Backends live as long as the process, so a TAP stays on its bridge and
+ * slirp's port forwards keep listening across guest reboots. */
+static int open_backends(struct vmm *m, bool *input_error)
+{
+	for (unsigned i = 0; i < m->cfg->nnics; i++) {
+		const struct net_config *n = &m->cfg->nics[i];
+		int r = n->kind == NET_TAP ? tap_backend_open(&m->nets[i], n)
+					   : slirp_backend_open(&m->nets[i], n, &m->loop);
+		if (r) {
+			*input_error = n->kind == NET_TAP ? tap_error_is_usage(r)
+							  : r != -ENOMEM;
+			return r;
+		}
+		/* iothread=main: the device serves the TAP from the main loop. */
+		if (n->kind == NET_TAP && n->main_loop)
+			m->nets[i]->loop = &m->loop;
+		m->nnets++;
+	}
+	return 0;
+}
+
+static void close_backends(struct vmm *m)
+{
+	for (unsigned i = 0; i < m->nnets; i++)
+		m->nets[i]->ops->close(m->nets[i]);
+	m->nnets = 0;
+}
+
 static void remove_devices(struct vm *vm)
 {
-	/* Disk I/O threads stop first: they touch guest memory until then. */
+	/* Device I/O threads stop first: they touch guest memory until then. */
+	for (unsigned i = 0; i < vm->nnics; i++)
+		virtio_net_free(vm->nics[i]);
+	vm->nnics = 0;
 	for (unsigned i = 0; i < vm->ndisks; i++)
 		virtio_blk_free(vm->disks[i]);
 	vm->ndisks = 0;
@@ -127,59 +230,92 @@ static void remove_devices(struct vm *vm)
 
 static void on_stop(void *ctx, uint32_t events)
 {
-	struct session *s = ctx;
+	struct vmm *m = ctx;
 	uint64_t v;
-	if (read(s->vm.stop_fd, &v, sizeof(v)) < 0) {
+	if (read(m->vm.stop_fd, &v, sizeof(v)) < 0) {
 		/* Nothing pending: spurious wake-up. */
 	}
 }
 
 static void on_signal(void *ctx, uint32_t events)
 {
-	struct session *s = ctx;
+	struct vmm *m = ctx;
 	struct signalfd_siginfo si;
-	if (read(s->signal_src.fd, &si, sizeof(si)) == sizeof(si)) {
+	if (read(m->signal_src.fd, &si, sizeof(si)) == sizeof(si)) {
 		log_info("signal %u: stopping the guest", si.ssi_signo);
-		vm_request_stop(&s->vm, VM_STOP_USER);
+		if (m->vm.uart)
+			vm_request_stop(&m->vm, VM_STOP_USER);
 	}
 }
 
-static void push_input(struct session *s)
+/* Hands held-back input to the UART; true when all of it went. */
+static bool push_input(struct vmm *m)
 {
-	while (s->pending_off < s->npending && uart_rx_room(s->vm.uart)) {
-		size_t n = uart_receive(s->vm.uart, s->pending + s->pending_off,
-					s->npending - s->pending_off);
+	if (!m->vm.uart)
+		return false;
+	while (m->pending_off < m->npending) {
+		size_t n = uart_receive(m->vm.uart, m->pending + m->pending_off,
+					m->npending - m->pending_off);
 		if (n == 0)
-			break;
-		s->pending_off += n;
+			return false;   /* the UART calls rx_ready when it drains */
+		m->pending_off += n;
 	}
-	if (s->pending_off == s->npending)
-		s->npending = s->pending_off = 0;
+	m->npending = m->pending_off = 0;
+	return true;
+}
+
+/* Input is read only while there is nowhere to keep it: with bytes held
+ * back, stdin is not polled (back-pressure to the terminal) until the
+ * guest drains its FIFO. */
+static void watch_input(struct vmm *m, bool on)
+{
+	if (m->input_eof || m->input_src.fd < 0 || m->input_src.added == on)
+		return;
+	if (on) {
+		/* epoll refuses regular files (stdin redirected from one): such
+		 * input is simply not forwarded. */
+		if (evloop_add(&m->loop, &m->input_src, EPOLLIN))
+			m->input_eof = true;
+	} else {
+		evloop_del(&m->loop, &m->input_src);
+	}
+}
+
+static void on_rx_ready(void *ctx)
+{
+	struct vmm *m = ctx;
+	atomic_store(&m->rx_ready_posted, false);
+	if (push_input(m))
+		watch_input(m, true);
 }
 
 static void on_input(void *ctx, uint32_t events)
 {
-	struct session *s = ctx;
-	if (s->npending) {
-		/* The guest has not drained what we have; stop polling the fd
-		 * until it does (the main loop retries on a short timeout). */
-		evloop_del(&s->loop, &s->input_src);
-		return;
-	}
+	struct vmm *m = ctx;
 	bool quit = false, eof = false;
-	ssize_t n = console_read(s->console, s->pending, sizeof(s->pending), &quit, &eof);
+	ssize_t n = console_read(m->console, m->pending, sizeof(m->pending), &quit, &eof);
 	if (quit) {
-		vm_request_stop(&s->vm, VM_STOP_USER);
+		if (m->vm.uart)
+			vm_request_stop(&m->vm, VM_STOP_USER);
 		return;
 	}
 	if (eof || n < 0) {
-		s->input_eof = true;
-		evloop_del(&s->loop, &s->input_src);
+		watch_input(m, false);
+		m->input_eof = true;
 		return;
 	}
-	s->npending = (size_t)n;
-	s->pending_off = 0;
-	push_input(s);
+	m->npending = (size_t)n;
+	m->pending_off = 0;
+	if (!push_input(m))
+		watch_input(m, false);
+}
+
+/* The console has room again after refusing UART output. */
+static void on_console_tx_ready(void *ctx)
+{
+	struct vmm *m = ctx;
+	if (m->vm.uart)
+		uart_tx_ready(m->vm.uart);
 }
 
 static double now_seconds(void)
@@ -190,23 +326,13 @@ static double now_seconds(void)
 }
 
 /* Runs the event loop until a stop is requested. */
-static void wait_for_stop(struct session *s)
+static void wait_for_stop(struct vmm *m)
 {
-	while (vm_stop_reason(&s->vm) == VM_RUNNING) {
-		int timeout = -1;
-		if (s->npending) {
-			push_input(s);
-			timeout = 10;
-		} else if (!s->input_src.added && !s->input_eof && s->input_src.fd >= 0) {
-			/* epoll refuses regular files (stdin redirected from one):
-			 * such input is simply not forwarded. */
-			if (evloop_add(&s->loop, &s->input_src, EPOLLIN))
-				s->input_eof = true;
-		}
-		int r = evloop_run_once(&s->loop, timeout);
+	while (vm_stop_reason(&m->vm) == VM_RUNNING) {
+		int r = evloop_run_once(&m->loop, -1);
 		if (r < 0) {
 			log_err("event loop: %s", strerror(-r));
-			vm_request_stop(&s->vm, VM_STOP_ERROR);
+			vm_request_stop(&m->vm, VM_STOP_ERROR);
 		}
 	}
 }
@@ -214,17 +340,17 @@ static void wait_for_stop(struct session *s)
 /* One boot of the guest, from a fresh VM to its stop. Returns the stop
  * reason, or a negative errno with *input_error set when the user's
  * configuration was at fault. */
-static int boot_once(struct session *s, const struct vm_config *cfg, const struct boot_image *img,
-		     int signal_fd, bool *input_error)
+static int boot_once(struct vmm *m, const struct boot_image *img, bool *input_error)
 {
-	struct vm *vm = &s->vm;
+	struct vm *vm = &m->vm;
+	const struct vm_config *cfg = m->cfg;
 	int r = vm_create(vm, cfg);
 	if (r) {
 		*input_error = r == -ERANGE;
 		goto out;
 	}
-	vm->console = s->console;
-	if ((r = add_devices(vm)) || (r = add_disks(vm, input_error)))
+	vm->console = m->console;
+	if ((r = add_devices(m)) || (r = add_disks(m)) || (r = add_nics(m)))
 		goto out;
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -242,22 +368,20 @@ static int boot_once(struct session *s, const struct vm_config *cfg, const struc
 	if ((r = vcpu_set_boot_state(&vm->vcpus[0], &entry)))
 		goto out;
 
-	if ((r = evloop_init(&s->loop)))
+	m->stop_src = (struct event_source){ .fd = vm->stop_fd, .fn = on_stop, .ctx = m };
+	if ((r = evloop_add(&m->loop, &m->stop_src, EPOLLIN)))
 		goto out;
-	s->stop_src = (struct event_source){ .fd = vm->stop_fd, .fn = on_stop, .ctx = s };
-	s->signal_src = (struct event_source){ .fd = signal_fd, .fn = on_signal, .ctx = s };
-	s->input_src = (struct event_source){ .fd = console_input_fd(s->console), .fn = on_input,
-					      .ctx = s };
-	evloop_add(&s->loop, &s->stop_src, EPOLLIN);
-	evloop_add(&s->loop, &s->signal_src, EPOLLIN);
+	/* Input held back at the end of the last boot is for that boot. */
+	m->npending = m->pending_off = 0;
+	watch_input(m, true);
 
 	double t0 = now_seconds();
 	for (unsigned i = 0; i < vm->ncpus && !r; i++)
 		r = vcpu_start(&vm->vcpus[i]);
 	if (r)
 		vm_request_stop(vm, VM_STOP_ERROR);
-	wait_for_stop(s);
-	vcpus_stop_and_join(vm);
+	wait_for_stop(m);
+	vcpus_stop_and_join(vm, &m->loop);
 	uart_flush(vm->uart);
 	if (cfg->trace_exits) {
 		trace_print_exits(stderr, vm, now_seconds() - t0);
@@ -265,13 +389,21 @@ static int boot_once(struct session *s, const struct vm_config *cfg, const struc
 			pci_print_devices(stderr, vm->pci);
 		for (unsigned i = 0; i < vm->ndisks; i++)
 			virtio_blk_print_stats(stderr, vm->disks[i]);
+		for (unsigned i = 0; i < vm->nnics; i++)
+			virtio_net_print_stats(stderr, vm->nics[i]);
+		for (unsigned i = 0; i < m->nnets; i++)
+			slirp_backend_print_stats(stderr, m->nets[i]);
+		uint64_t overruns = uart_tx_overruns(vm->uart);
+		fprintf(stderr, "console: %llu bytes of output dropped, %zu waiting, %llu UART overruns\n",
+			(unsigned long long)console_dropped(m->console), console_pending(m->console),
+			(unsigned long long)overruns);
 	}
 	r = vm_stop_reason(vm);
 out:
-	evloop_close(&s->loop);
+	evloop_del(&m->loop, &m->stop_src);
 	/* A failed start may leave vCPU threads running: stop them first. */
 	if (vm->vcpus)
-		vcpus_stop_and_join(vm);
+		vcpus_stop_and_join(vm, &m->loop);
 	remove_devices(vm);
 	if (vm->vcpus)
 		for (unsigned i = 0; i < vm->ncpus; i++)
@@ -291,9 +423,16 @@ int cmd_run(int argc, char **argv)
 	if (r)
 		return EXIT_USAGE;
 
+	/* Input is checked before anything is set up: kernel, initrd and
+	 * memory size, then (below) the disk images, then the network
+	 * backends; /dev/kvm and guest RAM come last, with the first boot. */
 	struct boot_image img;
 	if (boot_image_open(&img, &cfg))
 		return EXIT_USAGE;
+	if (boot_check_memory(&img, cfg.mem_size)) {
+		boot_image_close(&img);
+		return EXIT_USAGE;
+	}
 
 	/* SIGINT/SIGTERM/SIGHUP arrive through a signalfd in the event loop;
 	 * blocking them here makes every vCPU thread inherit the mask. */
@@ -313,30 +452,48 @@ int cmd_run(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	struct session *s = calloc(1, sizeof(*s));
-	if (!s)
+	struct vmm *m = calloc(1, sizeof(*m));
+	if (!m || evloop_init(&m->loop)) {
+		log_err("cannot set up the event loop");
+		free(m);
+		close(signal_fd);
+		boot_image_close(&img);
 		return EXIT_FAILURE_VM;
-	s->loop.epfd = -1;
-	r = console_open(&s->console, cfg.console, cfg.console_path);
+	}
+	m->cfg = &cfg;
+	m->rx_ready_work = (struct evloop_work){ .fn = on_rx_ready, .ctx = m };
+	m->vm.stop_fd = -1;
+	r = console_open(&m->console, cfg.console, cfg.console_path);
 	if (r) {
 		log_err("--console: cannot open %s: %s",
 			cfg.console_path ? cfg.console_path : "the terminal", strerror(-r));
-		free(s);
+		evloop_close(&m->loop);
+		free(m);
+		close(signal_fd);
 		boot_image_close(&img);
 		return EXIT_USAGE;
 	}
+	console_attach(m->console, &m->loop, on_console_tx_ready, m);
+	m->signal_src = (struct event_source){ .fd = signal_fd, .fn = on_signal, .ctx = m };
+	m->input_src = (struct event_source){ .fd = console_input_fd(m->console),
+					      .fn = on_input, .ctx = m };
+	evloop_add(&m->loop, &m->signal_src, EPOLLIN);
 
 	int status = EXIT_FAILURE_VM;
+	bool backend_input_error = false;
+	if (open_disks(m, &backend_input_error) || open_backends(m, &backend_input_error)) {
+		status = backend_input_error ? EXIT_USAGE : EXIT_FAILURE_VM;
+		goto done;
+	}
 	for (unsigned boots = 1;; boots++) {
 		bool input_error = false;
-		r = boot_once(s, &cfg, &img, signal_fd, &input_error);
+		r = boot_once(m, &img, &input_error);
 		if (r < 0) {
 			status = input_error ? EXIT_USAGE : EXIT_FAILURE_VM;
 			break;
 		}
 		if (r == VM_STOP_REBOOT && !cfg.no_reboot) {
 			log_info("guest rebooted: starting boot %u", boots + 1);
-			s->npending = s->pending_off = 0;
 			continue;
 		}
 		switch (r) {
@@ -346,7 +503,7 @@ int cmd_run(int argc, char **argv)
 			status = EXIT_GUEST_OK;
 			break;
 		case VM_STOP_DEBUG_EXIT:
-			status = s->vm.debug_exit_status;
+			status = m->vm.debug_exit_status;
 			break;
 		default:
 			status = EXIT_FAILURE_VM;
@@ -354,9 +511,17 @@ int cmd_run(int argc, char **argv)
 		}
 		break;
 	}
-	console_close(s->console);
+done:
+	close_backends(m);
+	close_disks(m);
+	evloop_del(&m->loop, &m->input_src);
+	evloop_del(&m->loop, &m->signal_src);
+	/* Posted work may still name the console: run it before closing. */
+	evloop_run_once(&m->loop, 0);
+	console_close(m->console);
+	evloop_close(&m->loop);
 	close(signal_fd);
-	free(s);
+	free(m);
 	boot_image_close(&img);
 	return status;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "vmm/cpuid.h"
+#include "vmm/eventloop.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
 
@@ -298,7 +299,7 @@ int vcpu_start(struct vcpu *v)
 	return 0;
 }
 
-void vcpus_stop_and_join(struct vm *vm)
+void vcpus_stop_and_join(struct vm *vm, struct event_loop *loop)
 {
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -307,7 +308,22 @@ void vcpus_stop_and_join(struct vm *vm)
 		atomic_store(&v->kick, true);
 		v->run->immediate_exit = 1;
 		pthread_kill(v->thread, KICK_SIGNAL);
-		pthread_join(v->thread, NULL);
+	}
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (!v->thread_started)
+			continue;
+		if (loop) {
+			/* A posted call wakes the loop at once; the short timeout
+			 * only bounds how late we notice the thread has ended. */
+			while (pthread_tryjoin_np(v->thread, NULL) == EBUSY) {
+				evloop_run_once(loop, 2);
+				/* A vCPU entering KVM_RUN just now missed the kick. */
+				pthread_kill(v->thread, KICK_SIGNAL);
+			}
+		} else {
+			pthread_join(v->thread, NULL);
+		}
 		v->thread_started = false;
 	}
 }

@@ -11,7 +11,11 @@ int vcpu_init(struct vm *vm, struct vcpu *v, int id);
 int vcpu_set_boot_state(struct vcpu *v, const struct boot_entry *entry);
 int vcpu_start(struct vcpu *v);
 /* Kicks every started vCPU out of KVM_RUN and joins its thread. */
-void vcpus_stop_and_join(struct vm *vm);
+struct event_loop;
+/* Kicks every vCPU out of KVM_RUN and joins its thread. With a loop, keeps
+ * running it meanwhile (this thread must own it): a vCPU may be waiting in
+ * evloop_call for that loop (a device being reset), and would never exit. */
+void vcpus_stop_and_join(struct vm *vm, struct event_loop *loop);
 void vcpu_destroy(struct vcpu *v);
 /* Writes the vCPU's registers to stderr (crash reports). */
 void vcpu_dump_registers(struct vcpu *v);

@@ -63,6 +63,10 @@ static int check_kvm(struct vm *vm)
 		return -e;
 	}
 	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api < 0) {
+		log_err("/dev/kvm is not KVM: KVM_GET_API_VERSION: %s", strerror(errno));
+		return -ENOTSUP;
+	}
 	if (api != KVM_API_VERSION) {
 		log_err("/dev/kvm speaks API %d, kvmini needs %d", api, KVM_API_VERSION);
 		return -ENOTSUP;
@@ -88,15 +92,33 @@ static int check_kvm(struct vm *vm)
 	return 0;
 }
 
+/* Guest RAM starts on a 2 MiB boundary, so that transparent huge pages can
+ * back all of it (older kernels do not align large anonymous mappings):
+ * map 2 MiB more, then unmap the ends. */
+static void *map_ram(uint64_t size, int flags, bool hugetlb)
+{
+	const uint64_t align = 2ULL << 20;
+	if (hugetlb)
+		return mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	uint64_t head = (align - ((uintptr_t)p & (align - 1))) & (align - 1);
+	if (head)
+		munmap(p, head);
+	munmap(p + head + size, align - head);
+	return p + head;
+}
+
 static int setup_memory(struct vm *vm, const struct vm_config *cfg)
 {
 	vm->ram_size = cfg->mem_size;
-	vm->ram_low = cfg->mem_size < LAYOUT_MMIO_HOLE ? cfg->mem_size : LAYOUT_MMIO_HOLE;
+	vm->ram_low = LAYOUT_RAM_LOW(cfg->mem_size);
 	vm->ram_high = cfg->mem_size - vm->ram_low;
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 	if (cfg->hugepages)
 		flags |= MAP_HUGETLB | MAP_HUGE_2MB;
-	void *p = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	void *p = map_ram(vm->ram_size, flags, cfg->hugepages);
 	if (p == MAP_FAILED) {
 		int e = errno;
 		if (cfg->hugepages)
@@ -112,6 +134,14 @@ static int setup_memory(struct vm *vm, const struct vm_config *cfg)
 	/* Guest RAM never goes into a core dump of the VMM or to a child. */
 	madvise(p, vm->ram_size, MADV_DONTDUMP);
 	madvise(p, vm->ram_size, MADV_DONTFORK);
+	/* Transparent huge pages, as QEMU asks for: 2 MiB mappings in the
+	 * guest's EPT/NPT, and guest buffers that are physically contiguous
+	 * in 2 MiB pieces, so an O_DIRECT transfer into them is a few large
+	 * segments rather than one per 4 KiB page (hosts with THP in
+	 * "madvise" mode, Debian's default, only give them when asked). */
+	if (!cfg->hugepages && madvise(p, vm->ram_size, cfg->thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+		log_debug("madvise(%s) on guest RAM: %s", cfg->thp ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE",
+			  strerror(errno));
 
 	struct kvm_userspace_memory_region low = {
 		.slot = 0, .guest_phys_addr = 0, .memory_size = vm->ram_low,

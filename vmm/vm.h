@@ -24,6 +24,7 @@ struct acpi_pm;
 struct debug_exit;
 struct pci_bus;
 struct virtio_blk;
+struct virtio_net;
 
 /* Why the VM stopped; the first reason recorded wins. */
 enum vm_stop {
@@ -82,6 +83,8 @@ struct vm {
 	struct pci_bus *pci;
 	unsigned ndisks;
 	struct virtio_blk *disks[CONFIG_MAX_DISKS];
+	unsigned nnics;
+	struct virtio_net *nics[CONFIG_MAX_NICS];
 	struct irq_routing irq;       /* GSI routing table and MSI GSI allocator */
 
 	/* Stop protocol: vm_request_stop() records the reason once, kicks every

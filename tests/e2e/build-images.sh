@@ -1,11 +1,12 @@
 #!/bin/bash
 # Builds the two initramfs images of the nested end-to-end test (docs/testing-e2e.md):
-#   OUTDIR/guest-initrd.cpio.gz  busybox + guest-init + e2fsprogs' mke2fs (+ virtio/ext4
-#                                modules, loaded with kvmini_modules=1 or a disk action)
+#   OUTDIR/guest-initrd.cpio.gz  busybox + guest-init + e2fsprogs' mke2fs, ethtool and a
+#                                udhcpc script (+ virtio/ext4 modules, loaded with
+#                                kvmini_modules=1 or a disk or net action)
 #   OUTDIR/testhost.cpio.gz      busybox, kvm/net/9p modules, the kvmini binary with every
 #                                library ldd lists (same paths), the guest kernel, the guest
 #                                initramfs, an uncompressed vmlinux (PVH boot), e2fsck,
-#                                testhost-init; for the qcow2-nfs cases the NFS modules and,
+#                                ethtool, testhost-init; for the qcow2-nfs cases the NFS modules and,
 #                                where installed, the NFS userland, iproute2's ip, qemu-img
 #                                and qemu-io
 #   OUTDIR/vmlinux               the ELF vmlinux taken out of KERNEL (cached)
@@ -237,6 +238,43 @@ install_modules "$G" lib/modules/kvmini.order $GUEST_MODULES
 # applet is /sbin/mke2fs.
 copy_with_libs "$G" "$MKE2FS" /usr/sbin/mke2fs
 [ ! -e /etc/mke2fs.conf ] || cp /etc/mke2fs.conf "$G/etc/"
+# ethtool for the net cases (offloads on and off); they report a skip without it.
+ETHTOOL=$(command -v ethtool || echo /usr/sbin/ethtool)
+if [ -x "$ETHTOOL" ]; then
+	copy_with_libs "$G" "$ETHTOOL" /usr/sbin/ethtool
+else
+	log "no ethtool: the net offload cases will skip (Debian: ethtool)"
+fi
+# udhcpc only talks DHCP; a script applies the lease. This one also leaves the lease in
+# /tmp/lease.IFACE for guest-init to print.
+mkdir -p "$G/usr/share/udhcpc" "$G/etc/udhcpc"
+cat >"$G/usr/share/udhcpc/default.script" <<'SCRIPT'
+#!/bin/sh
+# udhcpc's hook: $1 is the event, the lease is in the environment.
+case "$1" in
+deconfig)
+	ip -4 addr flush dev "$interface"
+	ip link set "$interface" up
+	;;
+bound | renew)
+	# $subnet is dotted; ip wants a prefix length
+	bits=0
+	for o in $(echo "$subnet" | tr . ' '); do
+		while [ "$o" -gt 0 ]; do bits=$((bits + (o & 1))); o=$((o >> 1)); done
+	done
+	ip -4 addr flush dev "$interface"
+	ip addr add "$ip/$bits" ${broadcast:+broadcast $broadcast} dev "$interface"
+	for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+	: >/etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	echo "ip=$ip mask=$subnet router=$router dns=$(echo $dns | tr ' ' ',') server=$serverid lease=$lease" \
+		>"/tmp/lease.$interface"
+	;;
+esac
+exit 0
+SCRIPT
+chmod 755 "$G/usr/share/udhcpc/default.script"
+ln -sf /usr/share/udhcpc/default.script "$G/etc/udhcpc/default.script"
 cp "$HERE/guest-init" "$G/init"
 chmod 755 "$G/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$G/etc/passwd"
@@ -256,6 +294,8 @@ copy_with_libs "$H" "$KVMINI" /usr/local/bin/kvmini
 KVMINI_IMG=$(dirname "$KVMINI")/img/kvmini-img
 [ -x "$KVMINI_IMG" ] && copy_with_libs "$H" "$KVMINI_IMG" /usr/local/bin/kvmini-img
 copy_with_libs "$H" "$E2FSCK" /usr/local/bin/e2fsck
+# ethtool for the outside machine's end of the net cases' LAN (offloads off there too)
+[ ! -x "$ETHTOOL" ] || copy_with_libs "$H" "$ETHTOOL" /usr/local/sbin/ethtool
 # The qcow2-nfs-* cases: a kernel NFS server and two clients in network namespaces of
 # the test host. Their modules are loaded by the cases (lib/modules/nfs.order), not at
 # boot; the userland comes from Debian's nfs-kernel-server (rpc.nfsd, rpc.mountd,

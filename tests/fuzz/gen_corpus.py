@@ -7,6 +7,7 @@ replay test covers nearly every branch on its own. Inputs kept from fuzzing
 runs (found-*, crash-*) live next to them and are not touched here.
 
     tests/fuzz/gen_corpus.py            # rewrites every seed-* file
+    tests/fuzz/gen_corpus.py virtio_net # only those of one target (or several)
 """
 import os
 import struct
@@ -435,6 +436,261 @@ def cli_seeds():
         write("cli_disk", name, argv(*args))
 
 
+# ---- virtio_net: a guest driver's and a backend's script --------------------
+#
+# Layout: the top of fuzz_virtio_net.c (an 8-byte header, then 16-byte ops).
+
+VF = dict(CSUM=0, GUEST_CSUM=1, MTU=3, MAC=5, GUEST_TSO4=7, GUEST_TSO6=8, GUEST_ECN=9,
+          HOST_TSO4=11, HOST_TSO6=12, HOST_ECN=13, MRG=15, STATUS=16, CTRL_VQ=17, CTRL_RX=18,
+          ANNOUNCE=21, MQ=22, CTRL_MAC=23, INDIRECT=28, EVENT_IDX=29)
+
+
+def vf(*names):
+    return sum(1 << VF[n] for n in names)
+
+
+VN_BASE = vf("MAC", "STATUS", "MTU", "EVENT_IDX")          # VERSION_1 is added
+VN_CTRL = vf("CTRL_VQ", "CTRL_RX", "CTRL_MAC", "ANNOUNCE")
+VN_OFFL = vf("CSUM", "GUEST_CSUM", "GUEST_TSO4", "GUEST_TSO6", "GUEST_ECN", "HOST_TSO4",
+             "HOST_TSO6", "HOST_ECN")
+PUSH, TWO_PAIRS, THREADS, NO_VNET_HDR, NO_OFFLOADS, RAW_FEATURES, ECHO, NO_INIT = (1 << i for i in range(8))
+
+
+def vn(name, mode, feats, ops, rx=8, tx=8, ctl=6, disabled=0):
+    write("virtio_net", name, struct.pack("<BIBBB", mode, feats & 0xffffffff, rx | tx << 4,
+                                          ctl | disabled << 4, 0) + b"".join(ops))
+
+
+def vop(code, q=0, a=0, b=0, c=0, d=0, e=0, f=0):
+    return struct.pack("<BBBBHHII", code, q & 0xff, a & 0xff, b & 0xff, c & 0xffff, d & 0xffff,
+                       e & 0xffffffff, f & 0xffffffff)
+
+
+def tx(length=100, pair=0, flags=0, gso=0, hdr_len=0, gso_size=0, cstart=0, coff=0, pieces=1,
+       merged=False, indirect=False, nokick=False, hdr_w=False, extra_w=False, zero=False,
+       outside=False, split=False, short=0, nb=0):
+    f = (length | (pieces - 1) << 17 | merged << 20 | indirect << 21 | nokick << 22 | hdr_w << 23 |
+         extra_w << 24 | zero << 25 | outside << 26 | split << 27 | short << 28)
+    return vop(0, pair | nb << 1, flags, gso, hdr_len, gso_size, cstart | coff << 16, f)
+
+
+def rx(n=1, length=1600, pair=0, pieces=1, indirect=False, ro=False, outside=False, zero=False,
+       nokick=False, reuse=False, first_ro=False, always=False, step=0):
+    b = (pieces - 1) | indirect << 3 | ro << 4 | outside << 5 | zero << 6 | (length >> 16) << 7
+    d = nokick | reuse << 1 | first_ro << 2 | always << 3 | step << 8
+    return vop(1, pair, n - 1, b, length & 0xffff, d)
+
+
+def kick(q, width=2, skew=0):
+    return vop(2, q, (width.bit_length() - 1) | skew << 2)
+
+
+def ctrl(cls, cmd, data=b"", merged=False, noack=False, ack_ro=False, ack_zero=False, ack2=False,
+         data_w=False, nokick=False, indirect=False):
+    data = bytes(data) + bytes(8)
+    e, f = struct.unpack("<II", data[:8])
+    d = (merged | noack << 1 | ack_ro << 2 | ack_zero << 3 | ack2 << 4 | data_w << 5 |
+         nokick << 6 | indirect << 7)
+    return e, f, d
+
+
+def ctl(cls, cmd, dlen=0, data=b"", **kw):
+    e, f, d = ctrl(cls, cmd, data, **kw)
+    return vop(3, 0, cls, cmd, dlen, d, e, f)
+
+
+def mac_table(nuc, nmc, longer=0, shorter=0, **kw):
+    _, _, d = ctrl(1, 0, b"", **kw)
+    c = (shorter or longer) << 9 | (1 << 14 if shorter else 0)
+    return vop(3, 0, 1, 0, c, d | 0x100, nuc, nmc)
+
+
+def msix(target, vector, ctl_write=None, mask=None):
+    a = 0
+    if ctl_write is not None:
+        a |= 1 | ctl_write << 1
+    if mask is not None:
+        a |= 8 | mask << 4
+    return vop(4, target, a, 0, vector)
+
+
+def reset(restart=True, feats=0, rx=8, tx=8, ctl=6, disabled=0, raw=False, no_driver_ok=False,
+          ok_without_features=False, clear_bits=False, bad_queue=None, intx=False):
+    flags = (raw | no_driver_ok << 1 | ok_without_features << 2 | clear_bits << 3 |
+             (bad_queue is not None) << 4 | intx << 5)
+    a = 0 if restart else 1
+    return vop(5, 0, a | flags << 1, rx | tx << 4, ctl | disabled << 4, bad_queue or 0, feats)
+
+
+def avail(q, value, absolute=False, slot=None, head=0, do_kick=True):
+    a = absolute | (slot is not None) << 1 | do_kick << 2
+    return vop(6, q, a, slot or 0, value, head)
+
+
+def raw_desc(q, idx, addr, length, flags=0, nxt=0, region=1, indirect_area=False, short=False,
+             pub=False, do_kick=False):
+    return vop(7, q, indirect_area | flags << 1, region | short << 2 | pub << 3 | do_kick << 4,
+               idx, nxt, addr, length)
+
+
+def frame(length=100, pair=0, count=1, flags=0, gso=0, hdr_len=0, gso_size=0, cstart=0, coff=0,
+          nb=0):
+    return vop(8, pair | (count - 1) << 1, flags, gso, hdr_len, gso_size, cstart | coff << 16,
+               length | nb << 17)
+
+
+def backend(what, n=0, code=0, pair=0):
+    return vop(9, pair, what, n, code)
+
+
+def ccw(off, value, width=2):
+    return vop(11, 0, width.bit_length() - 1, 0, off, 0, value & 0xffffffff, value >> 32)
+
+
+def cfgrd(off, ccoff=0, width=1):
+    return vop(12, 0, width.bit_length() - 1, 0, off, ccoff)
+
+
+def gwrite(region, off, value, q=0):
+    return vop(13, q, 0, region, 0, 0, value, off)
+
+
+def virtio_net_seeds():
+    MRG = vf("MRG")
+    # TAP-like backend, mergeable buffers: frames both ways.
+    vn("pull-basic", 0, VN_BASE | MRG,
+       [rx(8, 1600), frame(100, count=3), frame(1514), tx(100), tx(1514, pieces=3), tx(60, merged=True)])
+    # A frame over three small buffers, buffers the window keeps for the next frames.
+    vn("pull-mrg-small", 0, VN_BASE | MRG,
+       [rx(10, 600), frame(1400), frame(60, count=4), frame(1514), rx(40, 600), frame(1000, count=2)])
+    # Guest TSO: the device needs room for 64 KiB before it reads; TSO both ways.
+    vn("pull-gso", 0, VN_BASE | MRG | VN_OFFL | vf("INDIRECT"),
+       [rx(3, 600), frame(1000), rx(44, 1600),
+        frame(60000, flags=1, gso=1, hdr_len=54, gso_size=1448, cstart=34, coff=16),
+        frame(200, flags=2),
+        tx(20000, flags=1, gso=1, hdr_len=54, gso_size=1448, cstart=34, coff=16, pieces=5),
+        tx(3000, flags=1, gso=4 | 0x80, hdr_len=74, gso_size=1440, cstart=54, coff=16, indirect=True),
+        tx(1000, flags=1, cstart=34, coff=6)])
+    # No MRG_RXBUF: one chain per frame, header and data descriptors; too big is dropped.
+    vn("pull-no-mrg", 0, VN_BASE | vf("INDIRECT"),
+       [rx(2, 1530, pieces=2), frame(100), frame(1514), rx(1, 200), frame(500), frame(100),
+        rx(1, 1530, pieces=4, indirect=True), frame(700)])
+    # 264 chains of 8 buffers go through the RX window without it ever emptying: its
+    # iovec array (2 x 1024) must be compacted (win_compact) on the way.
+    vn("pull-rx-window-compact", 0, VN_BASE | MRG,
+       ([rx(24, 300, pieces=8)] + [frame(100, count=8)] * 3) * 11)
+    # Every kind of TX header and chain the rules refuse, between good frames.
+    vn("pull-tx-hostile", 0, VN_BASE | MRG | vf("CSUM", "HOST_TSO4"),
+       [tx(0), tx(60, flags=2), tx(60, flags=1, cstart=50, coff=16), tx(3000, flags=1, gso=4),
+        tx(3000, gso=1, hdr_len=54, gso_size=1448), tx(3000, flags=1, gso=1, hdr_len=54, cstart=34),
+        tx(3000, flags=1, gso=3, gso_size=1472), tx(3000, flags=1, gso=5, gso_size=1448),
+        tx(3000, flags=1, gso=0x81, gso_size=1448), tx(100, hdr_len=2000), tx(1519),
+        tx(65551, flags=1, gso=1, gso_size=1448, cstart=34, coff=16), tx(100, outside=True),
+        tx(100, short=4), tx(100, short=12), tx(100, hdr_w=True), tx(100, zero=True, split=True),
+        tx(100, extra_w=True, nb=7), tx(1518), tx(20000, flags=1, gso=1, gso_size=1448, cstart=34,
+                                                    coff=16, hdr_len=54)])
+    # The backend says -EAGAIN: the chain waits for POLLOUT and goes again; then errors.
+    vn("pull-tx-backpressure", 0, VN_BASE | MRG,
+       [backend(0, 5), tx(1000, nokick=True), tx(800, nokick=True), tx(600, nokick=True), kick(1),
+        tx(400), backend(1, 2, 1), tx(300), tx(200), tx(100)])
+    # Frames wait while there are no buffers; the driver posts and kicks as asked.
+    vn("pull-rx-backpressure", 0, VN_BASE | MRG,
+       [frame(1000, count=5), rx(5, 1600), frame(60), rx(1, 1600), frame(70, count=2),
+        rx(1, 1600, nokick=True), kick(0)])
+    # RX chains outside RAM, smaller than a header, read-only, with a zero-length
+    # descriptor, readable first, indirect.
+    vn("pull-rx-bad-chains", 0, VN_BASE | MRG | vf("INDIRECT"),
+       [rx(1, 1600, outside=True), rx(1, 8), rx(1, 1600, ro=True), rx(1, 11), rx(1, 12),
+        rx(2, 1600, zero=True, pieces=3), rx(1, 1600, first_ro=True, pieces=2),
+        rx(2, 1600, indirect=True, pieces=4), frame(100, count=4)])
+    # The control queue: every class and command, well and badly formed.
+    vn("pull-ctrl", 0, VN_BASE | MRG | VN_CTRL,
+       [ctl(0, 0, 1, b"\x01"), ctl(0, 1, 1, b"\x00"), ctl(0, 2, 1, b"\x01"), ctl(0, 0, 0),
+        mac_table(1, 2), mac_table(70, 3), mac_table(1, 2, longer=1), mac_table(1, 2, shorter=1),
+        ctl(1, 1, 6, b"\x52\x54\x00\xab\xcd\xef"), ctl(1, 1, 5, b"\x52\x54\x00\xab\xcd"),
+        ctl(3, 0), ctl(4, 0, 2, b"\x01\x00"), ctl(99, 0), ctl(2, 0, 2, b"\x01\x00"),
+        ctl(0, 0, 1, b"\x01", noack=True), ctl(0, 0, 1, b"\x01", ack_ro=True),
+        ctl(0, 0, 1, b"\x01", ack_zero=True), ctl(0, 0, 1, b"\x01", ack2=True),
+        ctl(0, 0, 1, b"\x01", data_w=True), ctl(0, 0, 1, b"\x01", merged=True),
+        ctl(1, 1, 6, b"\x02\x00\x00\x00\x00\x01", indirect=True), rx(1, 1600), frame(100)])
+    # Two queue pairs: multiqueue off until VQ_PAIRS_SET, traffic on both, off and on again.
+    MQ = VN_BASE | MRG | VN_CTRL | vf("MQ")
+    vn("pull-mq", TWO_PAIRS, MQ,
+       [rx(4, 1600, pair=0), rx(4, 1600, pair=1), frame(200, pair=1), ctl(4, 0, 2, b"\x03\x00"),
+        ctl(4, 0, 2, b"\x00\x00"), ctl(4, 0, 2, b"\x02\x00"), frame(300, pair=0), tx(400, pair=1),
+        tx(400, pair=0), ctl(4, 0, 2, b"\x01\x00"), frame(200, pair=1), tx(500, pair=1),
+        ctl(4, 0, 2, b"\x02\x00"), frame(100, pair=1)])
+    # (Pair 1 holding RX chains with a refused one completed between them when
+    # multiqueue goes off and on again: corpus/virtio_net/crash-mq-held-chains.)
+    # Reset with frames waiting in the backend; the next boot negotiates less.
+    vn("pull-reset-restart", 0, VN_BASE | MRG | VN_OFFL | VN_CTRL,
+       [rx(41, 1600), frame(500), tx(500), reset(False), frame(100),
+        reset(True, VN_BASE | MRG), rx(1, 1600), reset(True, VN_BASE, rx=4, tx=2, ctl=1),
+        rx(2, 1600, pieces=2), frame(200), tx(200)])
+    # The backend fails: recv errors of each kind, send errors, then a hang-up.
+    vn("pull-errors", 0, VN_BASE | MRG,
+       [rx(8, 1600), backend(3, 3, 0), frame(100), backend(3, 2, 1), frame(100), backend(3, 2, 2),
+        frame(100), backend(3, 2, 3), backend(2, 3), frame(100), backend(3, 1, 5), frame(100),
+        backend(1, 1, 1), tx(100), backend(4), frame(100), reset(True, VN_BASE | MRG), rx(1, 1600)])
+    # An I/O thread per queue pair, two pairs.
+    vn("pull-threads", TWO_PAIRS | THREADS, MQ,
+       [rx(8, 1600), frame(100, count=2), tx(300), ctl(4, 0, 2, b"\x02\x00"), rx(4, 1600, pair=1),
+        frame(200, pair=1), tx(300, pair=1), reset(True, VN_BASE | MRG), rx(2, 1600), frame(100)])
+    # A TAP without a vnet header: the device writes the header itself.
+    vn("pull-no-vnet-hdr", NO_VNET_HDR, VN_BASE | MRG,
+       [rx(4, 1600), frame(100), frame(1514), tx(100), tx(1514), rx(1, 700), frame(1000)])
+    # libslirp-like: frames pushed of every size, with and without buffers.
+    vn("push-basic", PUSH, VN_BASE | MRG,
+       [rx(3, 600), frame(1400), frame(0), frame(1), frame(70000), tx(300), tx(100, flags=1),
+        frame(200, count=8), rx(8, 600), frame(60000), rx(100 // 100 * 40, 1600), frame(60000)])
+    # The push queue fills (256 frames, 512 KiB), then drains as buffers come.
+    vn("push-queue", PUSH, VN_BASE | MRG,
+       [frame(1000, count=8)] * 34 + [rx(64, 1100)] * 4 + [frame(3000, count=8)] * 4)
+    # libslirp answers from inside send: RX while TX runs.
+    vn("push-echo", PUSH | ECHO, VN_BASE | MRG,
+       [rx(4, 600), tx(100), tx(200), tx(1514), backend(0, 1), tx(100), rx(4, 1600)])
+    # No MRG_RXBUF with a push backend: a frame larger than the chain is dropped.
+    vn("push-no-mrg", PUSH, VN_BASE,
+       [rx(1, 200), frame(500), frame(100), rx(2, 1600, pieces=3), frame(1514, count=3)])
+    # avail->idx jumps by more than the queue size: NEEDS_RESET; the driver resets.
+    vn("hostile-avail", 0, VN_BASE | MRG,
+       [rx(2, 1600), avail(1, 300), tx(100), frame(100), avail(0, 5, slot=0, head=300),
+        reset(True, VN_BASE | MRG), rx(1, 1600), frame(100)])
+    # Raw descriptors: loops, next out of range, nested indirect, buffers over the rings.
+    vn("hostile-raw-desc", 0, VN_BASE | MRG | vf("INDIRECT"),
+       [raw_desc(1, 0, 0, 100, flags=1, nxt=0, pub=True, do_kick=True),
+        raw_desc(1, 1, 0, 100, flags=1, nxt=200, pub=True, do_kick=True),
+        raw_desc(1, 2, 0, 32, flags=4, region=1, indirect_area=False, pub=False),
+        raw_desc(1, 0, 0x14000 + 0x4000, 32, flags=4, region=2, indirect_area=True),
+        raw_desc(1, 2, 0x14000 + 0x4000, 32, flags=4, region=2, pub=True, do_kick=True),
+        raw_desc(0, 0, 0x2000, 64, flags=2, region=3, pub=True),
+        raw_desc(0, 1, 0x100000 - 8, 64, flags=2, region=2, pub=True), frame(100, count=2)])
+    # MSI-X vectors changed, masked, the function switched to INTx and back.
+    vn("msix", 0, VN_BASE | MRG | VN_CTRL,
+       [msix(0, 7), msix(1, 0xffff), msix(5, 2), msix(0, 1, ctl_write=2), rx(2, 1600), frame(100),
+        msix(1, 1, ctl_write=0), tx(100), msix(2, 3, mask=1), ctl(3, 0), msix(0, 1, ctl_write=1),
+        frame(100), reset(True, VN_BASE | MRG, intx=True), rx(1, 1600), frame(100)])
+    # Common configuration written behind the driver's back while running.
+    vn("cc-write", 0, VN_BASE | MRG,
+       [rx(2, 1600), ccw(0x16, 1), ccw(0x1c, 1), ccw(0x18, 3), ccw(0x20, 0x1000, 8),
+        ccw(0x14, 0x1), frame(100), ccw(0x14, 0), ccw(0x14, 0xf, 1), tx(100)])
+    # Queues of size 1 and 2, and no EVENT_IDX (the NO_NOTIFY flag instead).
+    vn("small-queues", 0, vf("MAC", "MRG") | VN_CTRL,
+       [rx(4, 1600), frame(100, count=3), rx(4, 1600), tx(100, merged=True), tx(200, merged=True),
+        tx(300, merged=True), ctl(0, 0, 1, b"\x01"), ctl(3, 0)], rx=1, tx=0, ctl=2)
+    # Driver init gone wrong: refused features, DRIVER_OK too early, a ring outside RAM.
+    vn("bad-init", NO_INIT, 0,
+       [reset(True, VN_BASE | vf("HOST_TSO4") | (1 << 30), raw=True), tx(100),
+        reset(True, VN_BASE, ok_without_features=True), reset(True, VN_BASE, no_driver_ok=True),
+        ccw(0x14, 0xf, 1), tx(100), reset(True, VN_BASE | MRG, bad_queue=1), rx(1, 1600), frame(100),
+        reset(True, VN_BASE | MRG, clear_bits=True, disabled=0x5), tx(100), frame(100),
+        cfgrd(0, 0x14, 4), cfgrd(20, 0x10, 8)])
+    # The guest rewrites RAM under the device: a header after the kick, the used ring.
+    vn("guest-writes", 0, VN_BASE | MRG | vf("CSUM"),
+       [rx(2, 1600), tx(100, nokick=True), gwrite(2, 0, 0xffffffff), kick(1),
+        gwrite(1, 0x2002, 0x7777, q=0), frame(100), gwrite(3, 10, 0), frame(100)])
+
+
 # ---- qcow2: a 128-byte request script, then an image qemu-img wrote --------
 #
 # Layout: the top of fuzz_qcow2.c. The images are made in a scratch folder
@@ -588,22 +844,23 @@ def qcow2_seeds():
 
 
 def main():
-    targets = ["virtq", "bzimage", "elf", "cli_disk"]
     import shutil
+    import sys
+    targets = ["virtq", "bzimage", "elf", "cli_disk", "virtio_net"]
     if shutil.which("qemu-img") and shutil.which("qemu-io"):
         targets.append("qcow2")
+    if len(sys.argv) > 1:   # only these targets
+        targets = [t for t in targets if t in sys.argv[1:]]
     for t in targets:
         d = os.path.join(CORPUS, t)
         if os.path.isdir(d):
             for n in os.listdir(d):
                 if n.startswith("seed-"):
                     os.remove(os.path.join(d, n))
-    virtq_seeds()
-    bzimage_seeds()
-    elf_seeds()
-    cli_seeds()
-    if "qcow2" in targets:
-        qcow2_seeds()
+    seeds = {"virtq": virtq_seeds, "bzimage": bzimage_seeds, "elf": elf_seeds,
+             "cli_disk": cli_seeds, "virtio_net": virtio_net_seeds, "qcow2": qcow2_seeds}
+    for t in targets:
+        seeds[t]()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ static inline void mmio_write16(uint64_t a, uint16_t v) { *(volatile uint16_t *)
 static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 static inline void mmio_write64(uint64_t a, uint64_t v) { *(volatile uint64_t *)a = v; }
 
+static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -114,6 +119,9 @@ extern const char *cmdline;        /* "" when none was given */
 const char *cmdline_get(const char *key, char *buf, size_t size);
 /* Decimal value of "key=N", or def. */
 uint64_t cmdline_get_u64(const char *key, uint64_t def);
+/* The TSC's rate as CPUID leaf 0x15 (or 0x16) gives it, 0 when neither does
+ * (the benchmarks' hosts time the console marks instead). */
+uint64_t tsc_hz_cpuid(void);
 
 /* ---- ACPI (acpi.c) ---- */
 struct acpi_sdt {

@@ -249,3 +249,21 @@ uint64_t cmdline_get_u64(const char *key, uint64_t def)
 	}
 	return v;
 }
+
+uint64_t tsc_hz_cpuid(void)
+{
+	uint32_t a, b, c, d;
+	cpuid(0, &a, &b, &c, &d);
+	uint32_t max = a;
+	if (max >= 0x15) {
+		cpuid(0x15, &a, &b, &c, &d);
+		if (a && b && c)
+			return (uint64_t)c * b / a;
+	}
+	if (max >= 0x16) {
+		cpuid(0x16, &a, &b, &c, &d);
+		if (a & 0xffff)
+			return (uint64_t)(a & 0xffff) * 1000000;
+	}
+	return 0;
+}

@@ -66,6 +66,14 @@ void guest_main(const struct hvm_start_info *si)
 	say("test=%s", t->name);
 	t->run();
 	say("PASS");
+	/* reboot=1: reset through the i8042 instead of exiting, so the VMM
+	 * boots the guest again (tests of what must survive a reboot). */
+	if (cmdline_get_u64("reboot", 0)) {
+		say("rebooting");
+		outb(0x64, 0xfe);
+		for (;;)
+			cpu_relax();
+	}
 	guest_exit(0);
 }
 

@@ -29,6 +29,9 @@ set -u
 
 die() { echo "run-guest: $*" >&2; exit 1; }
 skip() { echo "run-guest: SKIP: $*"; exit 77; }
+tag=run-guest
+# shellcheck source=tests/guest/run-lib.sh
+. "$(dirname "$0")/run-lib.sh"
 
 [ $# -ge 2 ] || die "usage: run-guest.sh VMM GUEST [options]"
 vmm=$1 guest=$2
@@ -87,51 +90,18 @@ else
 	[ -z "$disk" ] || set -- "$@" --disk "path=$disk,format=$format,serial=microguest-blk$disk_opts"
 fi
 
-printf 'run-guest:'
-for a in "$@"; do
-	case $a in *" "*) printf " '%s'" "$a" ;; *) printf ' %s' "$a" ;; esac
-done
-echo
+show_cmd "$@"
 start=$(date +%s.%N)
 timeout -k 5 "$timeout_s" "$@" >"$out" 2>&1
 rc=$?
 end=$(date +%s.%N)
 
-echo "--- console ($log) ---"
-[ -f "$log" ] && tr -d '\r' <"$log"
-echo "--- vmm output ---"
-cat "$out"
-echo "---"
-echo "run-guest: exit status $rc (want $want), $(awk "BEGIN { printf \"%.2f\", $end - $start }") s"
-
-ok=1
-if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-	echo "run-guest: FAIL: timed out after ${timeout_s}s"
-	ok=0
-elif [ "$rc" -ne "$want" ]; then
-	echo "run-guest: FAIL: exit status $rc, want $want"
-	ok=0
-fi
-clean=$dir/console.txt
-tr -d '\r' <"$log" >"$clean" 2>/dev/null || : >"$clean"
-[ -z "$keep_log" ] || cp "$clean" "$keep_log"
-check() {
-	if ! grep -qF -- "$1" "$clean"; then
-		echo "run-guest: FAIL: console lacks \"$1\""
-		ok=0
-	fi
-}
+judge_run "$rc" "$want" "$start" "$end"
 if [ "$status" -eq 0 ]; then
 	check "microguest: PASS"
 	case $test in basic|smp) check "microguest: cpus=$cpus" ;; esac
 fi
-if [ -n "$expects" ]; then
-	while IFS= read -r e; do
-		[ -n "$e" ] && check "$e"
-	done <<EXPECTS
-$expects
-EXPECTS
-fi
+[ -z "$expects" ] || check_all "$expects"
 # test=basic makes a known number of accesses nobody claims (test_basic.c):
 # pio_reads 1-byte + one 2-byte + one 4-byte read and one write on the port,
 # 5 reads and 1 write of MMIO. kvmini's --trace-exits table counts them.

@@ -35,29 +35,6 @@ static uint64_t ops_left, seqpos, nblocks, spb, errors;
 static uint32_t req_type, req_bs;
 static bool random_offsets;
 
-static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
-{
-	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-
-static uint64_t tsc_hz_cpuid(void)
-{
-	uint32_t a, b, c, d;
-	cpuid(0, &a, &b, &c, &d);
-	uint32_t max = a;
-	if (max >= 0x15) {
-		cpuid(0x15, &a, &b, &c, &d);
-		if (a && b && c)
-			return (uint64_t)c * b / a;
-	}
-	if (max >= 0x16) {
-		cpuid(0x16, &a, &b, &c, &d);
-		if (a & 0xffff)
-			return (uint64_t)(a & 0xffff) * 1000000;
-	}
-	return 0;
-}
-
 static uint64_t rng_state;
 static uint64_t rng(void)
 {

@@ -7,12 +7,11 @@
 #ifndef MICROGUEST_VBLK_H
 #define MICROGUEST_VBLK_H
 
-#include "guest.h"
+#include "vpci.h"
 
-#define VIRTIO_PCI_VENDOR     0x1af4
 #define VIRTIO_PCI_DEV_BLK    0x1042   /* 0x1040 + device type 2 */
 
-/* Feature bits (virtio 1.x 6 and 5.2.3). */
+/* Feature bits (5.2.3; the generic ones are in vpci.h). */
 #define VIRTIO_BLK_F_SIZE_MAX      1
 #define VIRTIO_BLK_F_SEG_MAX       2
 #define VIRTIO_BLK_F_GEOMETRY      4
@@ -24,11 +23,6 @@
 #define VIRTIO_BLK_F_MQ            12
 #define VIRTIO_BLK_F_DISCARD       13
 #define VIRTIO_BLK_F_WRITE_ZEROES  14
-#define VIRTIO_F_INDIRECT_DESC     28
-#define VIRTIO_F_RING_EVENT_IDX    29
-#define VIRTIO_F_VERSION_1         32
-#define VIRTIO_F_ACCESS_PLATFORM   33
-#define VIRTIO_F_RING_PACKED       34
 
 /* Request types and status values (5.2.6). */
 #define VIRTIO_BLK_T_IN            0
@@ -43,7 +37,7 @@
 #define VIRTIO_BLK_ID_BYTES        20
 #define VIRTIO_BLK_WZ_F_UNMAP      1
 
-#define VBLK_MAX_QSIZE 1024
+#define VBLK_MAX_QSIZE VQ_MAX_QSIZE
 #define VBLK_MAX_QUEUES 64      /* as many as kvmini's disks can have */
 
 /* One request. It lives in guest memory the device reads (hdr, dwz) and
@@ -72,39 +66,11 @@ struct vblk_dwz {
 	uint32_t flags;
 };
 
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-#define VRING_DESC_F_NEXT   1
-#define VRING_DESC_F_WRITE  2
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY     1
-
-/* One split virtqueue and the driver's state for it. Each queue is
- * independent (own rings, free list, indices, notify address), so a caller
- * may keep requests in flight on several at once; the device serves them
- * in whatever order and on whatever host threads it likes. */
-struct vblk_queue {
-	uint16_t index;                        /* virtqueue number; also the value a notify writes */
-	uint16_t qsize;
-	struct vring_desc *desc;
-	volatile uint16_t *avail;              /* flags, idx, ring[qsize], used_event */
-	volatile uint16_t *used;               /* flags, idx, {u32 id, u32 len}[qsize], avail_event */
-	uint64_t notify;                       /* MMIO address of this queue's notify register */
-	uint16_t avail_next, avail_kicked, used_last;
-	uint16_t free_head, nfree;
-	struct vblk_req **inflight;            /* [qsize], by head descriptor; from mem_alloc */
-	uint64_t kicks, kicks_skipped, submitted, completed;
-};
-
+/* Several queues are independent split rings (vpci.h), so a caller may keep
+ * requests in flight on several at once; the device serves them in
+ * whatever order and on whatever host threads it likes. */
 struct vblk {
-	struct pci_dev pci;
-	uint64_t common, isr, devcfg, notify;  /* MMIO addresses; notify = start of the notify region */
-	uint32_t devcfg_len, notify_len, notify_mult;
-	uint64_t offered, features;
+	struct vpci v;                         /* transport: capabilities, features */
 	/* device configuration (fields of features not negotiated stay 0) */
 	uint64_t capacity;                     /* 512-byte sectors */
 	uint32_t size_max, seg_max, blk_size;
@@ -112,10 +78,11 @@ struct vblk {
 	uint32_t max_discard_sectors, max_discard_seg, discard_align;
 	uint32_t max_wz_sectors, max_wz_seg;
 	uint8_t wz_may_unmap;
-	/* queues 0..nqueues-1; the functions without _q use queue 0 */
+	/* queues 0..nqueues-1; the functions without _q use queue 0; the
+	 * token of a chain is its struct vblk_req */
 	uint16_t nqueues;
 	uint16_t qsize;                        /* the smallest queue's size (they are all equal on kvmini and QEMU) */
-	struct vblk_queue q[VBLK_MAX_QUEUES];
+	struct vq q[VBLK_MAX_QUEUES];
 	bool kick_always;
 	uint64_t timeout_tsc;
 	/* counters: sums over the queues (each queue also counts its own) */
@@ -133,7 +100,7 @@ struct vblk_opts {
 	bool quiet;
 };
 
-static inline bool vblk_has(const struct vblk *b, unsigned bit) { return (b->features >> bit) & 1; }
+static inline bool vblk_has(const struct vblk *b, unsigned bit) { return vpci_has(&b->v, bit); }
 
 /* Options from the command line: blk_dev=N blk_qsize=N blk_queues=N
  * event_idx=0|1 blk_mq=0|1 blk_kick=always blk_refuse=BIT[,BIT...]

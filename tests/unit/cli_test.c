@@ -133,6 +133,8 @@ static void test_defaults(void **state)
 	assert_false(c.debug_exit);
 	assert_int_equal(c.console, CONSOLE_STDIO);
 	assert_null(c.console_path);
+	assert_int_equal(c.ndisks, 0);
+	assert_int_equal(c.nnics, 0);
 	assert_int_equal(log_get_level(), saved_level);
 }
 
@@ -224,6 +226,8 @@ static void test_memory(void **state)
 		"1G,foo=bar",
 		"1G,hugepages",
 		"1G,hugepages=yes",
+		"1G,thp",
+		"1G,thp=no",
 		"2T",                 /* above 1T */
 		"99999999999T",
 		"lots",
@@ -242,6 +246,10 @@ static void test_memory(void **state)
 	assert_int_equal(c.mem_size, 8196ULL << 10);
 	assert_false(c.hugepages);
 	assert_int_equal(RUN(&c, "--kernel", "k", "--memory", "10M,hugepages=on"), 0);
+	assert_int_equal(RUN(&c, "--kernel", "k", "--memory", "1G,thp=off"), 0);
+	assert_false(c.thp);
+	assert_int_equal(RUN(&c, "--kernel", "k", "--memory", "1G,thp=off,thp=on"), 0);
+	assert_true(c.thp);
 }
 
 static void test_console(void **state)
@@ -315,7 +323,7 @@ static void test_not_supported_yet(void **state)
 {
 	struct vm_config c;
 	char err[1024];
-	const char *opts[] = { "--net", "--config", "--api-socket" };
+	const char *opts[] = { "--config", "--api-socket" };
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		assert_int_equal(ERRS(&c, err, "--kernel", "k", opts[i], "x"), -EINVAL);
@@ -347,9 +355,82 @@ static void test_error_names_option(void **state)
 	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--disk", "path=a.img,bogus=1"), -EINVAL);
 	if (!strstr(err, "--disk") || !strstr(err, "bogus"))
 		fail_msg("--disk path=a.img,bogus=1: stderr was '%s'", err);
-	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--net", "user"), -EINVAL);
-	if (!strstr(err, "--net"))
-		fail_msg("--net user: stderr was '%s'", err);
+	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--net", "user,bogus=1"), -EINVAL);
+	if (!strstr(err, "--net") || !strstr(err, "bogus"))
+		fail_msg("--net user,bogus=1: stderr was '%s'", err);
+	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--net=tap=t0,queues=0"), -EINVAL);
+	if (!strstr(err, "--net") || !strstr(err, "queues=0"))
+		fail_msg("--net=tap=t0,queues=0: stderr was '%s'", err);
+}
+
+/* --net: the parser is net_config_test's; here the command line around
+ * it: repeats, order, limits, and what only the whole list shows. */
+static void test_net(void **state)
+{
+	struct vm_config c;
+	char err[1024];
+
+	assert_int_equal(RUN(&c, "--kernel", "k", "--net", "user"), 0);
+	assert_int_equal(c.nnics, 1);
+	assert_int_equal(c.nics[0].kind, NET_USER);
+	assert_int_equal(RUN(&c, "--kernel", "k", "--net", "user,hostfwd=tcp::2222-:22",
+			     "--net=tap=tap0,bridge=br0,queues=2", "--net", "tap=tap1",
+			     "--disk", "path=a.img"), 0);
+	assert_int_equal(c.nnics, 3);
+	assert_int_equal(c.ndisks, 1);
+	assert_int_equal(c.nics[0].kind, NET_USER);
+	assert_int_equal(c.nics[0].nhostfwd, 1);
+	assert_int_equal(c.nics[1].kind, NET_TAP);
+	assert_string_equal(c.nics[1].ifname, "tap0");
+	assert_string_equal(c.nics[1].bridge, "br0");
+	assert_int_equal(c.nics[1].queues, 2);
+	assert_string_equal(c.nics[2].ifname, "tap1");
+	/* Each NIC its own generated MAC. */
+	assert_memory_not_equal(c.nics[0].mac, c.nics[1].mac, 6);
+	assert_memory_not_equal(c.nics[1].mac, c.nics[2].mac, 6);
+	free((char *)c.disks[0].block.path);
+
+	/* At most CONFIG_MAX_NICS. */
+	const char *args[2 * CONFIG_MAX_NICS + 8] = { "run", "--kernel", "k" };
+	int n = 3;
+	char names[CONFIG_MAX_NICS + 1][16];
+	for (int i = 0; i < CONFIG_MAX_NICS; i++) {
+		snprintf(names[i], sizeof(names[i]), "tap=t%d", i);
+		args[n++] = "--net";
+		args[n++] = names[i];
+	}
+	args[n] = NULL;
+	assert_int_equal(run_args(&c, args), 0);
+	assert_int_equal(c.nnics, CONFIG_MAX_NICS);
+	snprintf(names[CONFIG_MAX_NICS], sizeof(names[0]), "tap=t%d", CONFIG_MAX_NICS);
+	args[n++] = "--net";
+	args[n++] = names[CONFIG_MAX_NICS];
+	args[n] = NULL;
+	assert_int_equal(run_captured(STDERR_FILENO, &c, args, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--net: too many NICs (at most 8)"));
+
+	/* What one option alone cannot see. */
+	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--net", "tap=t0", "--net", "tap=t0,queues=2"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "tap=t0 is given to two NICs"));
+	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--net", "user,mac=02:00:00:00:00:01",
+			      "--net", "tap=t0,mac=02:00:00:00:00:01"), -EINVAL);
+	assert_non_null(strstr(err, "mac=02:00:00:00:00:01 is given to two NICs"));
+	char *nl = strchr(err, '\n');
+	assert_non_null(nl);
+	assert_int_equal(nl[1], '\0');
+	/* Two user NICs are fine (two slirp instances, as in QEMU). */
+	assert_int_equal(RUN(&c, "--kernel", "k", "--net", "user", "--net", "user"), 0);
+	assert_int_equal(c.nnics, 2);
+
+	const char *bad[] = { "tap0", "", "user,", "tap=", "user,hostfwd=tcp::99999-:22",
+			      "tap=t0,mac=01:00:00:00:00:01", "user,net=10.0.2.0/31" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (RUN(&c, "--kernel", "k", "--net", bad[i]) != -EINVAL)
+			fail_msg("--net '%s' was accepted", bad[i]);
+	assert_int_equal(ERRS(&c, err, "--kernel", "k", "--net", "user,hostfwd=tcp::99999-:22"),
+			 -EINVAL);
+	assert_non_null(strstr(err, "kvmini: error: --net: hostfwd rule 'tcp::99999-:22': bad host port"));
 }
 
 static void test_disk(void **state)
@@ -479,6 +560,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_supported_yet, save_level, restore_level),
 		cmocka_unit_test_setup_teardown(test_error_names_option, save_level, restore_level),
 		cmocka_unit_test_setup_teardown(test_disk, save_level, restore_level),
+		cmocka_unit_test_setup_teardown(test_net, save_level, restore_level),
 		cmocka_unit_test_setup_teardown(test_disk_frees_path, save_level, restore_level),
 		cmocka_unit_test_setup_teardown(test_help, save_level, restore_level),
 	};

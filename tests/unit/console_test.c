@@ -239,7 +239,10 @@ static void test_stdio_mode(void **state)
 	assert_int_equal(console_open(&c, CONSOLE_STDIO, NULL), 0);
 	assert_int_equal(console_input_fd(c), STDIN_FILENO);
 
-	console_write(c, (const uint8_t *)"guest says hi\n", 14);
+	assert_int_equal(console_write(c, (const uint8_t *)"guest says hi\n", 14), 14);
+	/* Buffered until the loop (here: a drain) writes it out. */
+	assert_int_equal(console_pending(c), 14);
+	assert_int_equal(console_drain(c, 1000), 0);
 	char got[32];
 	assert_int_equal(read(f->from_stdout, got, sizeof(got)), 14);
 	assert_memory_equal(got, "guest says hi\n", 14);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -691,6 +693,93 @@ static void test_msix_routing(void **state)
 	assert_int_equal(vm.irq.table->nr, 38);
 }
 
+/* pci_msix_enabled() follows every write of Message Control, whatever its
+ * width, and the function mask does not turn it off: a masked function's
+ * interrupts must stay pending in the eventfds rather than go to INTx. */
+static void test_msix_enabled_follows_ctrl(void **state)
+{
+	static struct tdev t;
+
+	tdev_make(&t, 2);
+	unsigned cap = t.pci.msix.cap;
+	uint64_t tbl = t.pci.bars[0].addr + 0x2000;
+	struct msix_vector *v0 = &t.pci.msix.vec[0];
+
+	mmio_wr(tbl + 0, 0xfee00000, 8);
+	mmio_wr(tbl + 8, 0x21, 4);
+	mmio_wr(tbl + 12, 0, 4);
+	assert_false(pci_msix_enabled(&t.pci));
+	cfg_wr(1, cap + 2, 0x8000, 2);                        /* enable */
+	assert_true(pci_msix_enabled(&t.pci));
+	assert_true(v0->routed);
+	cfg_wr(1, cap + 3, 0xc0, 1);                          /* function mask */
+	assert_true(pci_msix_enabled(&t.pci));
+	assert_false(v0->routed);
+	assert_int_equal(msi_routes(), 0);
+	cfg_wr(1, cap + 3, 0x80, 1);                          /* unmask */
+	assert_true(pci_msix_enabled(&t.pci));
+	assert_true(v0->routed);
+	cfg_wr(1, cap, 0x00000011, 4);                        /* dword: ID, next, ctrl 0 */
+	assert_false(pci_msix_enabled(&t.pci));
+	assert_false(v0->routed);
+	cfg_wr(1, cap, 0x80000011, 4);
+	assert_true(pci_msix_enabled(&t.pci));
+	assert_true(v0->routed);
+	/* INTx is gated by the same bit. */
+	pci_intx_set(&t.pci, 1);
+	assert_false(t.pci.intx_asserted);
+	cfg_wr(1, cap + 2, 0x4000, 2);                        /* disabled, masked */
+	assert_false(pci_msix_enabled(&t.pci));
+	assert_true(t.pci.intx_asserted);
+	/* A device without MSI-X never has it enabled. */
+	static struct tdev u;
+	tdev_make(&u, 0);
+	assert_false(pci_msix_enabled(&u.pci));
+	assert_int_equal(pci_msix_eventfd(&u.pci, 0), -1);
+}
+
+struct hot_path {
+	struct pci_device *d;
+	bool enabled;
+	int efd;
+};
+
+static void *hot_path_thread(void *arg)
+{
+	struct hot_path *h = arg;
+
+	h->enabled = pci_msix_enabled(h->d);
+	h->efd = pci_msix_eventfd(h->d, 1);
+	return NULL;
+}
+
+/* An I/O thread raising an interrupt while a vCPU holds the bus lock (a
+ * config cycle, an MSI-X table write) does not wait for it. */
+static void test_msix_hot_path_lock_free(void **state)
+{
+	static struct tdev t;
+	struct hot_path h = { .efd = -2 };
+	struct timespec ts;
+	pthread_t th;
+	int r;
+
+	tdev_make(&t, 2);
+	cfg_wr(1, t.pci.msix.cap + 2, 0x8000, 2);
+	h.d = &t.pci;
+	pthread_mutex_lock(&pbus.lock);
+	assert_int_equal(pthread_create(&th, NULL, hot_path_thread, &h), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	r = pthread_timedjoin_np(th, NULL, &ts);
+	pthread_mutex_unlock(&pbus.lock);
+	if (r) {
+		pthread_join(th, NULL);
+		fail_msg("pci_msix_enabled/pci_msix_eventfd waited for the bus lock");
+	}
+	assert_true(h.enabled);
+	assert_int_equal(h.efd, t.pci.msix.vec[1].efd);
+}
+
 /* ---- INTx -------------------------------------------------------------------- */
 
 static void test_intx(void **state)
@@ -905,6 +994,8 @@ int main(void)
 		T(test_msix_capability),
 		T(test_msix_table),
 		T(test_msix_routing),
+		T(test_msix_enabled_follows_ctrl),
+		T(test_msix_hot_path_lock_free),
 		T(test_intx),
 		T(test_irq_default_routes),
 		T(test_irq_msi_routes),

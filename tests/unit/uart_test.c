@@ -18,6 +18,7 @@ struct rec {
 	size_t out_len;
 	int output_calls;
 	int rx_ready_calls;
+	size_t limit;    /* host takes output only up to this total (0: no limit) */
 };
 
 static void rec_set_irq(void *ctx, int level)
@@ -27,13 +28,16 @@ static void rec_set_irq(void *ctx, int level)
 	r->irq_calls++;
 }
 
-static void rec_output(void *ctx, const uint8_t *buf, size_t len)
+static size_t rec_output(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct rec *r = ctx;
+	if (r->limit && r->out_len + len > r->limit)
+		len = r->limit - r->out_len;
 	assert_true(r->out_len + len <= sizeof(r->out));
 	memcpy(r->out + r->out_len, buf, len);
 	r->out_len += len;
 	r->output_calls++;
+	return len;
 }
 
 static void rec_rx_ready(void *ctx)
@@ -136,6 +140,44 @@ static void test_output_buffer_full(void **state)
 	assert_true(f->rec.out_len < 2000);
 	uart_flush(f->u);
 	assert_int_equal(f->rec.out_len, 2000);
+}
+
+/* A host that stops taking output (a stalled terminal) makes the
+ * transmitter busy: no THRE/TEMT, no THRE interrupt, bytes written anyway
+ * are counted as overruns; uart_tx_ready brings it back. */
+static void test_output_host_full_makes_tx_busy(void **state)
+{
+	struct fix *f = *state;
+	f->rec.limit = 100;
+	out8(f->u, IER, 0x02);          /* THRI */
+	out8(f->u, MCR, 0x08);          /* OUT2 */
+	int i = 0;
+	while ((in8(f->u, LSR) & 0x60) == 0x60 && i < 5000) {
+		out8(f->u, TX, (uint8_t)('a' + i % 26));
+		i++;
+	}
+	/* 100 went to the host, 512 wait in the UART. */
+	assert_int_equal(i, 100 + 512);
+	assert_int_equal(f->rec.out_len, 100);
+	assert_int_equal(in8(f->u, LSR) & 0x60, 0);
+	/* No THRE interrupt while busy. */
+	assert_int_equal(in8(f->u, IIR) & 0x0f, 0x01);
+	out8(f->u, TX, 'Z');
+	assert_int_equal(uart_tx_overruns(f->u), 1);
+	/* Polling LSR does not get it moving while the host is full. */
+	in8(f->u, LSR);
+	assert_int_equal(in8(f->u, LSR) & 0x60, 0);
+
+	f->rec.limit = 0;
+	int calls = f->rec.irq_calls;
+	uart_tx_ready(f->u);
+	assert_int_equal(f->rec.out_len, 612);
+	assert_int_equal(in8(f->u, LSR) & 0x60, 0x60);
+	/* Coming free raised THRE. */
+	assert_true(f->rec.irq_calls > calls);
+	assert_int_equal(in8(f->u, IIR) & 0x0f, 0x02);
+	for (int k = 0; k < 612; k++)
+		assert_int_equal(f->rec.out[k], 'a' + k % 26);
 }
 
 static void test_dlab(void **state)
@@ -447,6 +489,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_output_flushed_on_iir_ier_and_lsr_polling, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_buffer_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_host_full_makes_tx_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dlab, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_linux_autoconfig_finds_16550a, setup, teardown),

@@ -1,24 +1,22 @@
 /* virtio-blk over the virtio 1.x PCI transport (virtio/blk.c, virtio/pci.c),
  * driven from the guest's side without /dev/kvm.
  *
- * The struct vm is built by hand: vm_fd = kvm_fd = -1 (vmm/irq.c and
- * vm_ioeventfd() then skip their ioctls), 4 MiB of calloc'd "guest RAM", the
- * two buses and a PCI bus. A temporary raw image backs the disk, so every
- * request really goes through the I/O thread, io_uring and the raw driver.
+ * The fake VM and the guest driver are virtio_harness.[ch]: 4 MiB of
+ * calloc'd "guest RAM", the buses and a PCI bus; the driver finds the
+ * function with config cycles, walks the vendor capabilities and talks to
+ * the common configuration through MMIO. A temporary raw image backs the
+ * disk, so every request really goes through the I/O thread, io_uring and
+ * the raw driver.
  *
- * The test plays the guest driver: it finds the function with config cycles
- * on ports 0xCF8/0xCFC, reads BAR0 and walks the vendor capabilities, then
- * talks to the common configuration through MMIO (bus_dispatch on vm->mmio),
- * builds requests in guest RAM ({type, reserved, sector}, data, status) and
- * polls the used ring. Without KVM there is no ioeventfd: a kick is an MMIO
- * write to the queue's notify address, which the transport forwards to the
- * queue's eventfd (or a write of the eventfd itself).
+ * The test builds requests in guest RAM ({type, reserved, sector}, data,
+ * status) and polls the used ring. Without KVM there is no ioeventfd: a
+ * kick is an MMIO write to the queue's notify address, which the transport
+ * forwards to the queue's eventfd (or a write of the eventfd itself).
  *
  * Expected values come from the virtio 1.x spec (sections 2.7, 4.1, 5.2) and
  * PCI 3.0, written as numbers here rather than taken from kvmini's macros. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,38 +25,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "devices/pci.h"
+#include "block/block.h"
 #include "block/io_engine.h"
 #include "virtio/blk.h"
-#include "virtio/virtio.h"
-#include "vmm/irq.h"
-#include "vmm/vm.h"
+#include "virtio_harness.h"
 
 /* ---- guest memory map of the fake VM ---------------------------------------- */
 
 #define RAM_SIZE   (4u << 20)
 #define IMG_SIZE   (4u << 20)                 /* 8192 sectors */
 #define IMG_SECTORS (IMG_SIZE / 512)
-#define RING(q)    (0x10000u + 0x10000u * (q)) /* desc; avail +0x1000; used +0x2000 */
-#define AVAIL(q)   (RING(q) + 0x1000u)
-#define USED(q)    (RING(q) + 0x2000u)
+/* The rings: RING(q) (virtio_harness.h). */
 #define ITABLE(q)  (RING(q) + 0x4000u)        /* indirect tables, 0x100 each */
 #define HDR(q, s)  (0x80000u + 0x8000u * (q) + 32u * (s)) /* header +0, status +16 */
 #define DATA       0x100000u                  /* data buffers up to 4 MiB */
 #define OUTSIDE    0x10000000u                /* not RAM */
-#define MAXQ       4
 
-/* virtio numbers (spec) */
-#define ST_ACK 1
-#define ST_DRIVER 2
-#define ST_DRIVER_OK 4
-#define ST_FEATURES_OK 8
-#define ST_NEEDS_RESET 64
+/* virtio-blk numbers (spec 5.2) */
 #define F_SIZE_MAX 1
 #define F_SEG_MAX 2
 #define F_RO 5
@@ -67,10 +54,6 @@
 #define F_MQ 12
 #define F_DISCARD 13
 #define F_WRITE_ZEROES 14
-#define F_INDIRECT 28
-#define F_EVENT_IDX 29
-#define F_VERSION_1 32
-#define BIT(n) (1ULL << (n))
 #define T_IN 0
 #define T_OUT 1
 #define T_FLUSH 4
@@ -80,123 +63,20 @@
 #define S_OK 0
 #define S_IOERR 1
 #define S_UNSUPP 2
-#define D_NEXT 1
-#define D_WRITE 2
-#define D_INDIRECT 4
 #define SERIAL "kvmini-disk-0"
 
 /* A driver that works: what Linux asks for, minus MQ unless needed. */
 #define BASE_FEATURES (BIT(F_VERSION_1) | BIT(F_SIZE_MAX) | BIT(F_SEG_MAX) | BIT(F_BLK_SIZE) | \
 		       BIT(F_FLUSH))
 
-struct drvq {
-	uint16_t size;
-	uint16_t avail_idx;     /* driver's copy */
-	uint16_t used_seen;     /* used entries consumed */
-	uint16_t next_desc;
-	uint16_t notify_off;
-};
-
 static struct fx {
-	struct vm vm;
-	struct pci_bus pbus;
 	struct virtio_blk *b;
-	struct virtio_dev *vd;
+	struct block *disk;      /* opened here, as vmm/run.c does, and outlives b */
 	char *path;
 	int host_fd;             /* the image, for checking what the device did */
-	unsigned nq;
-	unsigned slot;
-	uint64_t bar;
-	uint32_t common, isr, devcfg, notify, notify_mult, devcfg_len;
-	uint8_t msix_cap;
-	uint64_t offered;
-	uint64_t negotiated;
-	bool event_idx;
-	struct drvq q[MAXQ];
 } fx;
 
-/* ---- little helpers ------------------------------------------------------------ */
-
 static uint8_t pat(uint64_t off) { return (uint8_t)(off * 13 + (off >> 9) * 7 + 1); }
-
-static void w16(uint64_t gpa, uint16_t v) { memcpy(fx.vm.ram + gpa, &v, 2); }
-static void w32(uint64_t gpa, uint32_t v) { memcpy(fx.vm.ram + gpa, &v, 4); }
-static void w64(uint64_t gpa, uint64_t v) { memcpy(fx.vm.ram + gpa, &v, 8); }
-static uint16_t r16(uint64_t gpa) { uint16_t v; memcpy(&v, fx.vm.ram + gpa, 2); return v; }
-static uint32_t r32(uint64_t gpa) { uint32_t v; memcpy(&v, fx.vm.ram + gpa, 4); return v; }
-static uint16_t used_idx(unsigned q)
-{
-	return __atomic_load_n((uint16_t *)(fx.vm.ram + USED(q) + 2), __ATOMIC_ACQUIRE);
-}
-
-static void msleep(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-/* ---- port I/O and config cycles ----------------------------------------------- */
-
-static void out(uint16_t port, uint32_t v, unsigned len)
-{
-	uint8_t b[4];
-	for (unsigned i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-	bus_dispatch(&fx.vm.pio, port, b, len, true);
-}
-
-static uint32_t in(uint16_t port, unsigned len)
-{
-	uint8_t b[4] = { 0 };
-	uint32_t v = 0;
-	bus_dispatch(&fx.vm.pio, port, b, len, false);
-	for (unsigned i = 0; i < len; i++)
-		v |= (uint32_t)b[i] << (8 * i);
-	return v;
-}
-
-static uint32_t cfg_rd(unsigned slot, unsigned off, unsigned len)
-{
-	out(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc), 4);
-	return in((uint16_t)(0xcfc + (off & 3)), len);
-}
-
-static void cfg_wr(unsigned slot, unsigned off, uint32_t v, unsigned len)
-{
-	out(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc), 4);
-	out((uint16_t)(0xcfc + (off & 3)), v, len);
-}
-
-/* ---- MMIO ------------------------------------------------------------------------ */
-
-static uint64_t mmio_rd(uint64_t off, unsigned len)
-{
-	uint8_t b[8] = { 0 };
-	uint64_t v = 0;
-	assert_true(bus_dispatch(&fx.vm.mmio, fx.bar + off, b, len, false));
-	for (unsigned i = 0; i < len; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static void mmio_wr(uint64_t off, uint64_t v, unsigned len)
-{
-	uint8_t b[8];
-	for (unsigned i = 0; i < len; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-	assert_true(bus_dispatch(&fx.vm.mmio, fx.bar + off, b, len, true));
-}
-
-/* Common configuration fields (spec 4.1.4.3). */
-enum { DFSEL = 0x00, DF = 0x04, GFSEL = 0x08, GF = 0x0c, MSIX = 0x10, NUMQ = 0x12, STATUS = 0x14,
-       QSEL = 0x16, QSIZE = 0x18, QMSIX = 0x1a, QENABLE = 0x1c, QNOFF = 0x1e, QDESC = 0x20,
-       QDRIVER = 0x28, QDEVICE = 0x30 };
-
-static uint64_t cc_rd(unsigned f, unsigned len) { return mmio_rd(fx.common + f, len); }
-static void cc_wr(unsigned f, uint64_t v, unsigned len) { mmio_wr(fx.common + f, v, len); }
-static uint8_t status(void) { return (uint8_t)cc_rd(STATUS, 1); }
-static void set_status(uint8_t s) { cc_wr(STATUS, s, 1); }
-static uint64_t dev_cfg(unsigned off, unsigned len) { return mmio_rd(fx.devcfg + off, len); }
 
 /* ---- fixture ---------------------------------------------------------------------- */
 
@@ -225,65 +105,14 @@ static char *make_image(void)
 	return NULL;
 }
 
-/* Finds the function and reads where everything is, as a driver does. */
-static void discover(void)
-{
-	fx.slot = 0;
-	for (unsigned s = 0; s < 32; s++)
-		if (cfg_rd(s, 0, 4) == (0x1042u << 16 | 0x1af4u))
-			fx.slot = s;
-	assert_int_not_equal(fx.slot, 0);
-	uint32_t lo = cfg_rd(fx.slot, 0x10, 4), hi = cfg_rd(fx.slot, 0x14, 4);
-	assert_int_equal(lo & 0x7, 0x4);  /* memory, 64-bit */
-	fx.bar = ((uint64_t)hi << 32) | (lo & ~0xfu);
-	assert_true(fx.bar != 0);
-	/* Memory decoding and bus mastering on, as firmware/Linux would. */
-	cfg_wr(fx.slot, 0x04, 0x0006, 2);
-
-	assert_true(cfg_rd(fx.slot, 0x06, 2) & 0x10); /* capability list */
-	unsigned found = 0, n = 0;
-	for (uint8_t p = (uint8_t)cfg_rd(fx.slot, 0x34, 1); p && n < 48; n++) {
-		uint8_t id = (uint8_t)cfg_rd(fx.slot, p, 1);
-		if (id == 0x11)
-			fx.msix_cap = p;
-		if (id == 0x09) {
-			uint8_t type = (uint8_t)cfg_rd(fx.slot, p + 3u, 1);
-			assert_int_equal(cfg_rd(fx.slot, p + 4u, 1), 0); /* BAR0 */
-			uint32_t off = cfg_rd(fx.slot, p + 8u, 4), len = cfg_rd(fx.slot, p + 12u, 4);
-			switch (type) {
-			case 1: fx.common = off; assert_true(len >= 0x38); break;
-			case 2:
-				fx.notify = off;
-				assert_true(cfg_rd(fx.slot, p + 2u, 1) >= 20);
-				fx.notify_mult = cfg_rd(fx.slot, p + 16u, 4);
-				break;
-			case 3: fx.isr = off; assert_true(len >= 1); break;
-			case 4: fx.devcfg = off; fx.devcfg_len = len; break;
-			}
-			found |= 1u << type;
-		}
-		p = (uint8_t)cfg_rd(fx.slot, p + 1u, 1);
-	}
-	assert_int_equal(found, 0x1e); /* common, notify, ISR, device */
-	assert_int_not_equal(fx.msix_cap, 0);
-	fx.vd = fx.pbus.devs[fx.slot]->opaque;
-	assert_non_null(fx.vd);
-}
-
 static int setup_with(unsigned nq, bool ro, enum disk_iothread iothread)
 {
 	memset(&fx, 0, sizeof(fx));
 	fx.host_fd = -1;
-	fx.vm.kvm_fd = fx.vm.vm_fd = fx.vm.stop_fd = -1;
-	fx.vm.ram = calloc(1, RAM_SIZE);
-	if (!fx.vm.ram)
+	if (fake_vm_init(RAM_SIZE))
 		return -1;
-	fx.vm.ram_size = fx.vm.ram_low = RAM_SIZE;
-	bus_init(&fx.vm.pio, "pio");
-	bus_init(&fx.vm.mmio, "mmio");
-	if (irq_routing_init(&fx.vm) || pci_bus_init(&fx.pbus, &fx.vm))
-		return -1;
-	fx.vm.pci = &fx.pbus;
+	vh.qmax = 256;
+	vh.split64 = true;       /* as Linux writes them */
 	fx.path = make_image();
 	if (!fx.path)
 		return -1;
@@ -296,10 +125,9 @@ static int setup_with(unsigned nq, bool ro, enum disk_iothread iothread)
 	dc.block.readonly = ro;
 	dc.iothread = iothread;
 	strcpy(dc.serial, SERIAL);
-	fx.nq = nq;
-	if (virtio_blk_create(&fx.b, &fx.vm, &dc, nq))
+	if (block_open(&fx.disk, &dc.block) || virtio_blk_create(&fx.b, &vh.vm, &dc, fx.disk, nq))
 		return -1;
-	discover();
+	discover(0x1042); /* 0x1040 + 2 (block) */
 	return 0;
 }
 
@@ -315,11 +143,11 @@ static int teardown(void **state)
 	/* vmm/run.c's order: the disk first, possibly still running (its I/O
 	 * threads stop and its PCI function leaves the bus), then the bus. */
 	virtio_blk_free(fx.b);
-	pci_bus_free(&fx.pbus);
-	irq_routing_free(&fx.vm);
-	bus_free(&fx.vm.pio);
-	bus_free(&fx.vm.mmio);
-	free(fx.vm.ram);
+	fx.b = NULL;
+	if (fx.disk)
+		block_close(fx.disk);
+	fx.disk = NULL;
+	fake_vm_free();
 	if (fx.host_fd >= 0)
 		close(fx.host_fd);
 	if (fx.path) {
@@ -331,165 +159,16 @@ static int teardown(void **state)
 
 /* ---- the driver ------------------------------------------------------------------- */
 
-static uint64_t read_device_features(void)
-{
-	cc_wr(DFSEL, 0, 4);
-	uint64_t f = cc_rd(DF, 4);
-	cc_wr(DFSEL, 1, 4);
-	return f | cc_rd(DF, 4) << 32;
-}
-
-static void write_driver_features(uint64_t f)
-{
-	cc_wr(GFSEL, 0, 4);
-	cc_wr(GF, (uint32_t)f, 4);
-	cc_wr(GFSEL, 1, 4);
-	cc_wr(GF, (uint32_t)(f >> 32), 4);
-}
-
-static uint64_t read_driver_features(void)
-{
-	cc_wr(GFSEL, 0, 4);
-	uint64_t f = cc_rd(GF, 4);
-	cc_wr(GFSEL, 1, 4);
-	return f | cc_rd(GF, 4) << 32;
-}
-
-/* Reset, ACK, DRIVER, features; returns the status after FEATURES_OK. */
-static uint8_t negotiate(uint64_t want)
-{
-	set_status(0);
-	assert_int_equal(status(), 0);
-	set_status(ST_ACK);
-	set_status(ST_ACK | ST_DRIVER);
-	fx.offered = read_device_features();
-	write_driver_features(want);
-	set_status(ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-	return status();
-}
-
-/* MSI-X on: vector v for queue v-1, vector 0 for config changes. */
-static void msix_enable(void)
-{
-	unsigned nvec = (cfg_rd(fx.slot, fx.msix_cap + 2u, 2) & 0x7ff) + 1;
-	for (unsigned v = 0; v < nvec; v++) {
-		uint64_t e = 0x4000 + 16u * v;
-		mmio_wr(e + 0, 0xfee00000u, 4);
-		mmio_wr(e + 4, 0, 4);
-		mmio_wr(e + 8, 0x30 + v, 4);
-		mmio_wr(e + 12, 0, 4); /* unmasked */
-	}
-	cfg_wr(fx.slot, fx.msix_cap + 2u, 0x8000, 2);
-	assert_true(pci_msix_enabled(&fx.vd->pci));
-}
-
-/* Count of interrupts delivered on vector v since the last call. */
-static uint64_t irqs(unsigned v)
-{
-	uint64_t n = 0;
-	int efd = pci_msix_eventfd(&fx.vd->pci, v);
-	assert_true(efd >= 0);
-	if (read(efd, &n, sizeof(n)) != sizeof(n))
-		n = 0;
-	return n;
-}
-
-static bool wait_irq(unsigned v, int ms)
-{
-	struct pollfd p = { .fd = pci_msix_eventfd(&fx.vd->pci, v), .events = POLLIN };
-	return poll(&p, 1, ms) == 1;
-}
-
-/* Sets up queue q (rings zeroed) with its address registers and enables it. */
-static void queue_setup(unsigned q, uint16_t size, uint64_t desc, uint64_t drv, uint64_t dev,
-			bool use_msix)
-{
-	memset(fx.vm.ram + RING(q), 0, 0x10000);
-	cc_wr(QSEL, q, 2);
-	assert_int_equal(cc_rd(QSIZE, 2), 256); /* max size offered */
-	cc_wr(QSIZE, size, 2);
-	assert_int_equal(cc_rd(QSIZE, 2), size);
-	if (use_msix) {
-		cc_wr(QMSIX, q + 1, 2);
-		assert_int_equal(cc_rd(QMSIX, 2), q + 1);
-	}
-	/* 64-bit registers as two 32-bit halves, as Linux writes them. */
-	cc_wr(QDESC, (uint32_t)desc, 4);
-	cc_wr(QDESC + 4, desc >> 32, 4);
-	cc_wr(QDRIVER, (uint32_t)drv, 4);
-	cc_wr(QDRIVER + 4, drv >> 32, 4);
-	cc_wr(QDEVICE, (uint32_t)dev, 4);
-	cc_wr(QDEVICE + 4, dev >> 32, 4);
-	fx.q[q] = (struct drvq){ .size = size, .notify_off = (uint16_t)cc_rd(QNOFF, 2) };
-	cc_wr(QENABLE, 1, 2);
-}
-
-/* The whole initialisation (spec 3.1.1). Returns the final status. */
-static uint8_t drv_init_n(uint64_t want, unsigned nq, uint16_t qsize, bool use_msix)
-{
-	uint8_t s = negotiate(want);
-	assert_true(s & ST_FEATURES_OK);
-	fx.negotiated = want;
-	fx.event_idx = want & BIT(F_EVENT_IDX);
-	if (use_msix) {
-		msix_enable();
-		cc_wr(MSIX, 0, 2);
-		assert_int_equal(cc_rd(MSIX, 2), 0);
-	}
-	for (unsigned q = 0; q < nq; q++)
-		queue_setup(q, qsize, RING(q), AVAIL(q), USED(q), use_msix);
-	set_status(ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-	return status();
-}
-
 static void drv_init(uint64_t want)
 {
 	assert_int_equal(drv_init_n(want, 1, 256, true),
 			 ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
 }
 
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool w;
-};
-
-static void set_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	w64(table + 16u * i, addr);
-	w32(table + 16u * i + 8, len);
-	w16(table + 16u * i + 12, flags);
-	w16(table + 16u * i + 14, next);
-}
-
-static void publish(unsigned q, uint16_t head)
-{
-	struct drvq *d = &fx.q[q];
-	w16(AVAIL(q) + 4 + 2u * (d->avail_idx % d->size), head);
-	d->avail_idx++;
-	__atomic_store_n((uint16_t *)(fx.vm.ram + AVAIL(q) + 2), d->avail_idx, __ATOMIC_RELEASE);
-}
-
-/* Writes a chain in the queue's descriptor table and publishes it. */
-static uint16_t post(unsigned q, const struct seg *s, unsigned n)
-{
-	struct drvq *d = &fx.q[q];
-	uint16_t head = d->next_desc;
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = d->next_desc, next = (uint16_t)((idx + 1) % d->size);
-		set_desc(RING(q), idx, s[i].gpa, s[i].len,
-			 (uint16_t)((s[i].w ? D_WRITE : 0) | (i + 1 < n ? D_NEXT : 0)), next);
-		d->next_desc = next;
-	}
-	publish(q, head);
-	return head;
-}
-
-/* The same through one indirect descriptor (table number t). */
+/* A chain through one indirect descriptor (table number t), published. */
 static uint16_t post_indirect(unsigned q, unsigned t, const struct seg *s, unsigned n)
 {
-	struct drvq *d = &fx.q[q];
+	struct vh_queue *d = &vh.q[q];
 	uint64_t table = ITABLE(q) + 0x100u * t;
 	for (unsigned i = 0; i < n; i++)
 		set_desc(table, i, s[i].gpa, s[i].len,
@@ -501,58 +180,17 @@ static uint16_t post_indirect(unsigned q, unsigned t, const struct seg *s, unsig
 	return head;
 }
 
-/* A kick as the guest does it: a write to the queue's notify address (the
- * transport forwards it to the queue's eventfd, as KVM's ioeventfd would). */
-static void kick(unsigned q)
-{
-	mmio_wr(fx.notify + (uint64_t)fx.q[q].notify_off * fx.notify_mult, q, 4);
-}
-
-/* Linux's virtqueue_kick_prepare: kick only when the device asked for it. */
-static bool kick_needed(unsigned q, uint16_t old_idx)
-{
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	struct drvq *d = &fx.q[q];
-	if (fx.event_idx) {
-		uint16_t ev = r16(USED(q) + 4 + 8u * d->size);
-		return (uint16_t)(d->avail_idx - ev - 1) < (uint16_t)(d->avail_idx - old_idx);
-	}
-	return !(r16(USED(q)) & 1);
-}
-
-static bool wait_used(unsigned q, uint16_t n, int ms)
-{
-	for (int t = 0; t < ms; t++) {
-		if ((uint16_t)(used_idx(q) - fx.q[q].used_seen) >= n)
-			return true;
-		msleep(1);
-	}
-	return (uint16_t)(used_idx(q) - fx.q[q].used_seen) >= n;
-}
-
-struct used {
-	uint32_t id, len;
-};
-
 /* The device asks the driver to kick for the next request: avail_event at
  * the driver's avail index (EVENT_IDX), or NO_NOTIFY clear. */
 static bool wait_notify_enabled(unsigned q, bool event_idx, int ms)
 {
 	for (int t = 0; t <= ms; t++) {
-		uint16_t ev = r16(USED(q) + 4 + 8u * fx.q[q].size);
-		if (event_idx ? ev == fx.q[q].avail_idx : !(r16(USED(q)) & 1))
+		uint16_t ev = r16(USED(q) + 4 + 8u * vh.q[q].size);
+		if (event_idx ? ev == vh.q[q].avail_idx : !(r16(USED(q)) & 1))
 			return true;
 		msleep(1);
 	}
 	return false;
-}
-
-static struct used take_used(unsigned q)
-{
-	struct drvq *d = &fx.q[q];
-	uint64_t e = USED(q) + 4 + 8u * (d->used_seen % d->size);
-	d->used_seen++;
-	return (struct used){ r32(e), r32(e + 4) };
 }
 
 struct res {
@@ -560,7 +198,17 @@ struct res {
 	uint32_t len;
 };
 
-/* One request with header slot `slot`: header, optional data buffers, the
+/* A request header in guest RAM: {type, reserved, sector}, the status byte
+ * 16 on set to 0xff (not written yet). */
+static void put_hdr(uint64_t h, uint32_t type, uint64_t sector)
+{
+	w32(h, type);
+	w32(h + 4, 0);
+	w64(h + 8, sector);
+	vh.vm.ram[h + 16] = 0xff;
+}
+
+/* One request with header slot 0: header, optional data buffers, the
  * status byte; waits for it and checks the used element names it. */
 static struct res do_segs(unsigned q, const struct seg *data, unsigned ndata, uint32_t type,
 			  uint64_t sector)
@@ -568,10 +216,7 @@ static struct res do_segs(unsigned q, const struct seg *data, unsigned ndata, ui
 	struct seg s[16];
 	unsigned n = 0;
 	uint64_t h = HDR(q, 0);
-	w32(h, type);
-	w32(h + 4, 0);
-	w64(h + 8, sector);
-	fx.vm.ram[h + 16] = 0xff;
+	put_hdr(h, type, sector);
 	s[n++] = (struct seg){ h, 16, false };
 	for (unsigned i = 0; i < ndata; i++)
 		s[n++] = data[i];
@@ -581,7 +226,7 @@ static struct res do_segs(unsigned q, const struct seg *data, unsigned ndata, ui
 	assert_true(wait_used(q, 1, 5000));
 	struct used u = take_used(q);
 	assert_int_equal(u.id, head);
-	return (struct res){ fx.vm.ram[h + 16], u.len };
+	return (struct res){ vh.vm.ram[h + 16], u.len };
 }
 
 static struct res do_req(uint32_t type, uint64_t sector, uint64_t gpa, uint32_t len, bool w)
@@ -616,44 +261,45 @@ static void assert_host_zero(uint64_t from, uint64_t to)
 				 buf[i - from]);
 }
 
+
 /* ---- PCI identity, BAR and capabilities ----------------------------------------------- */
 
 static void test_pci_identity_and_bar(void **state)
 {
 	(void)state;
-	assert_int_equal(cfg_rd(fx.slot, 0x08, 1), 1);           /* revision 1: modern */
-	assert_int_equal(cfg_rd(fx.slot, 0x09, 3), 0x018000);    /* mass storage, other */
-	assert_int_equal(cfg_rd(fx.slot, 0x2c, 2), 0x1af4);
-	assert_true(cfg_rd(fx.slot, 0x2e, 2) >= 0x40);           /* spec 4.1.2.1 */
-	assert_int_equal(fx.bar & 0x7fff, 0);                    /* naturally aligned */
-	assert_true(fx.bar >= 0xc0000000u && fx.bar < 0xfc000000u);
+	assert_int_equal(cfg_rd(0x08, 1), 1);           /* revision 1: modern */
+	assert_int_equal(cfg_rd(0x09, 3), 0x018000);    /* mass storage, other */
+	assert_int_equal(cfg_rd(0x2c, 2), 0x1af4);
+	assert_true(cfg_rd(0x2e, 2) >= 0x40);           /* spec 4.1.2.1 */
+	assert_int_equal(vh.bar & 0x7fff, 0);           /* naturally aligned */
+	assert_true(vh.bar >= 0xc0000000u && vh.bar < 0xfc000000u);
 
 	/* Sizing BAR0/BAR1 (64-bit): all-ones, read the mask, put back. */
-	uint32_t lo = cfg_rd(fx.slot, 0x10, 4), hi = cfg_rd(fx.slot, 0x14, 4);
-	cfg_wr(fx.slot, 0x10, 0xffffffffu, 4);
-	cfg_wr(fx.slot, 0x14, 0xffffffffu, 4);
-	assert_int_equal(cfg_rd(fx.slot, 0x10, 4), 0xffff8004u); /* size 0x8000, 64-bit */
-	assert_int_equal(cfg_rd(fx.slot, 0x14, 4), 0xffffffffu);
-	cfg_wr(fx.slot, 0x10, lo, 4);
-	cfg_wr(fx.slot, 0x14, hi, 4);
-	assert_int_equal(cfg_rd(fx.slot, 0x10, 4), lo);
-	assert_int_equal(cfg_rd(fx.slot, 0x14, 4), hi);
+	uint32_t lo = cfg_rd(0x10, 4), hi = cfg_rd(0x14, 4);
+	cfg_wr(0x10, 0xffffffffu, 4);
+	cfg_wr(0x14, 0xffffffffu, 4);
+	assert_int_equal(cfg_rd(0x10, 4), 0xffff8004u); /* size 0x8000, 64-bit */
+	assert_int_equal(cfg_rd(0x14, 4), 0xffffffffu);
+	cfg_wr(0x10, lo, 4);
+	cfg_wr(0x14, hi, 4);
+	assert_int_equal(cfg_rd(0x10, 4), lo);
+	assert_int_equal(cfg_rd(0x14, 4), hi);
 	/* BARs are fixed: another address does not move it. */
-	cfg_wr(fx.slot, 0x10, 0xd0000000u, 4);
-	assert_int_equal(cfg_rd(fx.slot, 0x10, 4), lo);
+	cfg_wr(0x10, 0xd0000000u, 4);
+	assert_int_equal(cfg_rd(0x10, 4), lo);
 	assert_int_equal(cc_rd(NUMQ, 2), 1); /* still answering at the old address */
 
 	/* The layout kvmini documents (docs/virtio.md). */
-	assert_int_equal(fx.common, 0x0);
-	assert_int_equal(fx.isr, 0x1000);
-	assert_int_equal(fx.devcfg, 0x2000);
-	assert_int_equal(fx.devcfg_len, 60);
-	assert_int_equal(fx.notify, 0x3000);
-	assert_int_equal(fx.notify_mult, 4);
-	uint16_t ctrl = (uint16_t)cfg_rd(fx.slot, fx.msix_cap + 2u, 2);
-	assert_int_equal((ctrl & 0x7ff) + 1, 2);                         /* queues + config */
-	assert_int_equal(cfg_rd(fx.slot, fx.msix_cap + 4u, 4), 0x4000); /* table, BIR 0 */
-	assert_int_equal(cfg_rd(fx.slot, fx.msix_cap + 8u, 4), 0x6000); /* PBA, BIR 0 */
+	assert_int_equal(vh.common, 0x0);
+	assert_int_equal(vh.isr, 0x1000);
+	assert_int_equal(vh.devcfg, 0x2000);
+	assert_int_equal(vh.devcfg_len, 60);
+	assert_int_equal(vh.notify, 0x3000);
+	assert_int_equal(vh.notify_mult, 4);
+	uint16_t ctrl = (uint16_t)cfg_rd(vh.msix_cap + 2u, 2);
+	assert_int_equal((ctrl & 0x7ff) + 1, 2);               /* queues + config */
+	assert_int_equal(cfg_rd(vh.msix_cap + 4u, 4), 0x4000); /* table, BIR 0 */
+	assert_int_equal(cfg_rd(vh.msix_cap + 8u, 4), 0x6000); /* PBA, BIR 0 */
 }
 
 /* ---- device configuration and features -------------------------------------------- */
@@ -705,7 +351,7 @@ static void test_feature_negotiation(void **state)
 	assert_int_equal(negotiate(BASE_FEATURES & ~BIT(F_VERSION_1)), drv);
 	/* DRIVER_OK without FEATURES_OK starts nothing. */
 	set_status(drv | ST_DRIVER_OK);
-	assert_false(fx.vd->started);
+	assert_false(vh.vd->started);
 	/* A proper subset sticks, and then the features are frozen. */
 	assert_int_equal(negotiate(BASE_FEATURES | BIT(F_EVENT_IDX)), drv | ST_FEATURES_OK);
 	write_driver_features(BASE_FEATURES | BIT(F_DISCARD));
@@ -735,7 +381,7 @@ static void test_write_read_back(void **state)
 {
 	(void)state;
 	drv_init(BASE_FEATURES);
-	uint8_t *buf = fx.vm.ram + DATA;
+	uint8_t *buf = vh.vm.ram + DATA;
 	for (unsigned i = 0; i < 4096; i++)
 		buf[i] = (uint8_t)(0xa5 ^ i ^ (i >> 8));
 	/* 8 sectors at sector 100, in two data descriptors. */
@@ -750,32 +396,105 @@ static void test_write_read_back(void **state)
 	assert_host_pattern(108 * 512, IMG_SIZE);
 
 	/* Read it back into other buffers (three of them). */
-	memset(fx.vm.ram + DATA + 0x10000, 0, 4096);
+	memset(vh.vm.ram + DATA + 0x10000, 0, 4096);
 	struct seg rd[3] = { { DATA + 0x10000, 512, true }, { DATA + 0x10200, 2560, true },
 			     { DATA + 0x10c00, 1024, true } };
 	r = do_segs(0, rd, 3, T_IN, 100);
 	assert_int_equal(r.status, S_OK);
 	assert_int_equal(r.len, 4096 + 1);
-	assert_memory_equal(fx.vm.ram + DATA + 0x10000, buf, 4096);
+	assert_memory_equal(vh.vm.ram + DATA + 0x10000, buf, 4096);
 
 	/* And untouched data reads as the host file holds it. */
 	r = do_req(T_IN, 5, DATA + 0x20000, 1024, true);
 	assert_int_equal(r.status, S_OK);
 	host_read(5 * 512, host, 1024);
-	assert_memory_equal(fx.vm.ram + DATA + 0x20000, host, 1024);
+	assert_memory_equal(vh.vm.ram + DATA + 0x20000, host, 1024);
 	/* The last sector. */
 	r = do_req(T_IN, IMG_SECTORS - 1, DATA + 0x20000, 512, true);
 	assert_int_equal(r.status, S_OK);
 	host_read(IMG_SIZE - 512, host, 512);
-	assert_memory_equal(fx.vm.ram + DATA + 0x20000, host, 512);
-	assert_int_equal(atomic_load(&fx.vd->malformed), 0);
+	assert_memory_equal(vh.vm.ram + DATA + 0x20000, host, 512);
+	assert_int_equal(atomic_load(&vh.vd->malformed), 0);
+}
+
+/* Requests published together and kicked once: adjacent reads (or writes)
+ * reach the disk merged, the rest alone (a type change, a flush and a gap
+ * each end a group); every request still gets its own data, status and used
+ * length. */
+static void test_merged_requests(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	static const struct {
+		uint32_t type;
+		uint64_t sector;
+		uint32_t len;
+	} rq[] = {
+		{ T_IN, 0, 4096 },    { T_IN, 8, 8192 },    /* one group */
+		{ T_IN, 100, 512 },   { T_IN, 101, 1024 },  /* a gap before: a new group */
+		{ T_OUT, 103, 512 },  { T_OUT, 104, 1024 }, /* writes: their own group */
+		{ T_IN, 24, 4096 },                         /* alone */
+		{ T_FLUSH, 0, 0 },
+		{ T_IN, 32, 4096 },   { T_IN, 40, 4096 },   /* adjacent to 24, but after a flush */
+		{ T_IN, 60, 4096 },   { T_IN, 48, 4096 },   /* out of order: no merge */
+	};
+	enum { N = sizeof(rq) / sizeof(rq[0]) };
+	uint16_t head[N];
+	for (unsigned i = 0; i < N; i++) {
+		uint64_t h = HDR(0, i), buf = DATA + 0x4000u * i;
+		put_hdr(h, rq[i].type, rq[i].sector);
+		for (uint32_t k = 0; k < rq[i].len; k++)
+			vh.vm.ram[buf + k] = rq[i].type == T_OUT ? (uint8_t)(0x5a ^ i ^ k) : 0xee;
+		struct seg sg[3] = { { h, 16, false } };
+		unsigned n = 1;
+		if (rq[i].len)
+			sg[n++] = (struct seg){ buf, rq[i].len, rq[i].type == T_IN };
+		sg[n++] = (struct seg){ h + 16, 1, true };
+		head[i] = post(0, sg, n);
+	}
+	kick(0);
+	assert_true(wait_used(0, N, 5000));
+	bool seen[N] = { false };
+	for (unsigned j = 0; j < N; j++) {
+		struct used u = take_used(0);
+		unsigned i = 0;
+		while (i < N && head[i] != u.id)
+			i++;
+		assert_true(i < N && !seen[i]);
+		seen[i] = true;
+		assert_int_equal(vh.vm.ram[HDR(0, i) + 16], S_OK);
+		assert_int_equal(u.len, (rq[i].type == T_IN ? rq[i].len : 0) + 1);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		const uint8_t *buf = vh.vm.ram + DATA + 0x4000u * i;
+		uint64_t off = rq[i].sector * 512;
+		if (rq[i].type == T_IN)
+			for (uint32_t k = 0; k < rq[i].len; k++)
+				assert_int_equal(buf[k], pat(off + k));
+		if (rq[i].type == T_OUT) {
+			uint8_t host[1024];
+			host_read(off, host, rq[i].len);
+			assert_memory_equal(host, buf, rq[i].len);
+		}
+	}
+	assert_host_pattern(0, 103 * 512);
+	assert_host_pattern(106 * 512, IMG_SIZE);
+	/* Merged: 8 into 0, 101 into 100, 104 into 103, 40 into 32. */
+	char *stats = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&stats, &size);
+	assert_non_null(f);
+	virtio_blk_print_stats(f, fx.b);
+	fclose(f);
+	assert_non_null(strstr(stats, "12 requests (4 merged into others)"));
+	free(stats);
 }
 
 static void test_out_of_range(void **state)
 {
 	(void)state;
 	drv_init(BASE_FEATURES);
-	memset(fx.vm.ram + DATA, 0x77, 0x10000);
+	memset(vh.vm.ram + DATA, 0x77, 0x10000);
 	/* Reads that run past the end. */
 	assert_int_equal(do_req(T_IN, IMG_SECTORS - 1, DATA, 1024, true).status, S_IOERR);
 	assert_int_equal(do_req(T_IN, IMG_SECTORS, DATA, 512, true).status, S_IOERR);
@@ -813,21 +532,21 @@ static void test_size_and_seg_max(void **state)
 	for (unsigned k = 253; k <= 254; k++) {
 		static struct seg sg[256];
 		uint64_t h = HDR(0, 1), buf = DATA;
-		memset(fx.vm.ram + buf, 0x77, 512 * 256);
+		memset(vh.vm.ram + buf, 0x77, 512 * 256);
 		w32(buf, T_OUT);
 		w32(buf + 4, 0);
 		w64(buf + 8, 100);
 		sg[0] = (struct seg){ buf, 16 + 512, false };
 		for (unsigned i = 1; i <= k; i++)
 			sg[i] = (struct seg){ buf + 16 + 512 * i, 512, false };
-		fx.vm.ram[h + 16] = 0xff;
+		vh.vm.ram[h + 16] = 0xff;
 		sg[k + 1] = (struct seg){ h + 16, 1, true };
 		uint16_t head = post_indirect(0, 0, sg, k + 2);
 		kick(0);
 		assert_true(wait_used(0, 1, 5000));
 		assert_int_equal(take_used(0).id, head);
 		/* 254 data segments: at the limit; 255: one too many. */
-		assert_int_equal(fx.vm.ram[h + 16], k + 1 <= 254 ? S_OK : S_IOERR);
+		assert_int_equal(vh.vm.ram[h + 16], k + 1 <= 254 ? S_OK : S_IOERR);
 	}
 	assert_host_pattern((100 + 254) * 512, IMG_SIZE);
 }
@@ -836,7 +555,7 @@ static void test_partial_sector(void **state)
 {
 	(void)state;
 	drv_init(BASE_FEATURES);
-	memset(fx.vm.ram + DATA, 0x55, 4096);
+	memset(vh.vm.ram + DATA, 0x55, 4096);
 	assert_int_equal(do_req(T_IN, 0, DATA, 100, true).status, S_IOERR);
 	assert_int_equal(do_req(T_IN, 0, DATA, 513, true).status, S_IOERR);
 	assert_int_equal(do_req(T_OUT, 3, DATA, 700, false).status, S_IOERR);
@@ -860,20 +579,20 @@ static void test_get_id(void **state)
 {
 	(void)state;
 	drv_init(BASE_FEATURES);
-	memset(fx.vm.ram + DATA, 0xaa, 64);
+	memset(vh.vm.ram + DATA, 0xaa, 64);
 	struct res r = do_req(T_GET_ID, 0, DATA, 20, true);
 	assert_int_equal(r.status, S_OK);
 	assert_int_equal(r.len, 20 + 1);
-	assert_memory_equal(fx.vm.ram + DATA, SERIAL, strlen(SERIAL));
+	assert_memory_equal(vh.vm.ram + DATA, SERIAL, strlen(SERIAL));
 	for (size_t i = strlen(SERIAL); i < 20; i++)
-		assert_int_equal(fx.vm.ram[DATA + i], 0);    /* NUL-padded */
-	assert_int_equal(fx.vm.ram[DATA + 20], 0xaa);        /* nothing past the buffer */
+		assert_int_equal(vh.vm.ram[DATA + i], 0);    /* NUL-padded */
+	assert_int_equal(vh.vm.ram[DATA + 20], 0xaa);        /* nothing past the buffer */
 	/* A short buffer gets what fits. */
-	memset(fx.vm.ram + DATA, 0xaa, 64);
+	memset(vh.vm.ram + DATA, 0xaa, 64);
 	r = do_req(T_GET_ID, 0, DATA, 4, true);
 	assert_int_equal(r.status, S_OK);
-	assert_memory_equal(fx.vm.ram + DATA, SERIAL, 4);
-	assert_int_equal(fx.vm.ram[DATA + 4], 0xaa);
+	assert_memory_equal(vh.vm.ram + DATA, SERIAL, 4);
+	assert_int_equal(vh.vm.ram[DATA + 4], 0xaa);
 }
 
 static void put_range_seg(uint64_t gpa, uint64_t sector, uint32_t n, uint32_t flags)
@@ -946,14 +665,14 @@ static void test_readonly(void **state)
 	assert_false(f & BIT(F_DISCARD));
 	assert_false(f & BIT(F_WRITE_ZEROES));
 	drv_init(BASE_FEATURES | BIT(F_RO));
-	memset(fx.vm.ram + DATA, 0x99, 1024);
+	memset(vh.vm.ram + DATA, 0x99, 1024);
 	assert_int_equal(do_req(T_OUT, 0, DATA, 1024, false).status, S_IOERR);
 	assert_int_equal(do_req(T_OUT, 50, DATA, 512, false).status, S_IOERR);
 	assert_host_pattern(0, IMG_SIZE);
 	/* Reads and flushes still work. */
 	assert_int_equal(do_req(T_IN, 2, DATA, 512, true).status, S_OK);
 	for (unsigned i = 0; i < 512; i++)
-		assert_int_equal(fx.vm.ram[DATA + i], pat(2 * 512 + i));
+		assert_int_equal(vh.vm.ram[DATA + i], pat(2 * 512 + i));
 	assert_int_equal(do_req(T_FLUSH, 0, 0, 0, false).status, S_OK);
 }
 
@@ -964,10 +683,7 @@ static void test_hostile_chain(void **state)
 	(void)state;
 	drv_init(BASE_FEATURES);
 	uint64_t h = HDR(0, 0);
-	w32(h, T_IN);
-	w32(h + 4, 0);
-	w64(h + 8, 0);
-	fx.vm.ram[h + 16] = 0xff;
+	put_hdr(h, T_IN, 0);
 
 	/* Data buffer outside guest RAM. */
 	struct seg bad[3] = { { h, 16, false }, { OUTSIDE, 512, true }, { h + 16, 1, true } };
@@ -977,8 +693,8 @@ static void test_hostile_chain(void **state)
 	struct used u = take_used(0);
 	assert_int_equal(u.id, head);
 	assert_int_equal(u.len, 0);
-	assert_int_equal(fx.vm.ram[h + 16], 0xff); /* nothing written */
-	assert_int_equal(atomic_load(&fx.vd->malformed), 1);
+	assert_int_equal(vh.vm.ram[h + 16], 0xff); /* nothing written */
+	assert_int_equal(atomic_load(&vh.vd->malformed), 1);
 
 	/* A buffer straddling the end of RAM. */
 	bad[1] = (struct seg){ RAM_SIZE - 256, 512, true };
@@ -988,7 +704,7 @@ static void test_hostile_chain(void **state)
 	u = take_used(0);
 	assert_int_equal(u.id, head);
 	assert_int_equal(u.len, 0);
-	assert_int_equal(atomic_load(&fx.vd->malformed), 2);
+	assert_int_equal(atomic_load(&vh.vd->malformed), 2);
 
 	/* No writable descriptor: nowhere to put a status. */
 	struct seg nostatus[1] = { { h, 16, false } };
@@ -998,27 +714,27 @@ static void test_hostile_chain(void **state)
 	u = take_used(0);
 	assert_int_equal(u.id, head);
 	assert_int_equal(u.len, 0);
-	assert_int_equal(atomic_load(&fx.vd->malformed), 3);
+	assert_int_equal(atomic_load(&vh.vd->malformed), 3);
 
 	/* A descriptor loop. */
-	uint16_t d0 = fx.q[0].next_desc, d1 = (uint16_t)(d0 + 1);
+	uint16_t d0 = vh.q[0].next_desc, d1 = (uint16_t)(d0 + 1);
 	set_desc(RING(0), d0, h, 16, D_NEXT, d1);
 	set_desc(RING(0), d1, DATA, 512, D_NEXT | D_WRITE, d0);
-	fx.q[0].next_desc = (uint16_t)(d0 + 2);
+	vh.q[0].next_desc = (uint16_t)(d0 + 2);
 	publish(0, d0);
 	kick(0);
 	assert_true(wait_used(0, 1, 5000));
 	u = take_used(0);
 	assert_int_equal(u.id, d0);
 	assert_int_equal(u.len, 0);
-	assert_int_equal(atomic_load(&fx.vd->malformed), 4);
+	assert_int_equal(atomic_load(&vh.vd->malformed), 4);
 
 	/* The next good request is served. */
 	struct res r = do_req(T_IN, 1, DATA, 512, true);
 	assert_int_equal(r.status, S_OK);
 	for (unsigned i = 0; i < 512; i++)
-		assert_int_equal(fx.vm.ram[DATA + i], pat(512 + i));
-	assert_int_equal(atomic_load(&fx.vd->malformed), 4);
+		assert_int_equal(vh.vm.ram[DATA + i], pat(512 + i));
+	assert_int_equal(atomic_load(&vh.vd->malformed), 4);
 	assert_false(status() & ST_NEEDS_RESET);
 }
 
@@ -1026,13 +742,13 @@ static void test_queue_outside_ram(void **state)
 {
 	(void)state;
 	assert_true(negotiate(BASE_FEATURES) & ST_FEATURES_OK);
-	queue_setup(0, 256, OUTSIDE, AVAIL(0), USED(0), false);
+	queue_setup_at(0, 256, NO_VECTOR, OUTSIDE, AVAIL(0), USED(0));
 	assert_int_equal(cc_rd(QENABLE, 2), 0);
 	assert_true(status() & ST_NEEDS_RESET);
 	/* A used ring that runs off the end of RAM. */
 	assert_true(negotiate(BASE_FEATURES) & ST_FEATURES_OK);
 	assert_false(status() & ST_NEEDS_RESET); /* reset cleared it */
-	queue_setup(0, 256, RING(0), AVAIL(0), RAM_SIZE - 0x100, false);
+	queue_setup_at(0, 256, NO_VECTOR, RING(0), AVAIL(0), RAM_SIZE - 0x100);
 	assert_int_equal(cc_rd(QENABLE, 2), 0);
 	assert_true(status() & ST_NEEDS_RESET);
 	/* Reset and a proper set-up work. */
@@ -1059,14 +775,11 @@ static void test_worker_failure_needs_reset(void **state)
 	 * (the eventfd write orders it). */
 	e->fault = fail_eventfd_reads;
 	uint64_t h = HDR(0, 0);
-	w32(h, T_IN);
-	w64(h + 8, 0);
+	put_hdr(h, T_IN, 0);
 	struct seg sg[3] = { { h, 16, false }, { DATA, 512, true }, { h + 16, 1, true } };
 	post(0, sg, 3);
 	kick(0);
-	for (int t = 0; t < 5000 && !(status() & ST_NEEDS_RESET); t++)
-		msleep(1);
-	assert_true(status() & ST_NEEDS_RESET);
+	assert_true(wait_status(ST_NEEDS_RESET, 5000));
 	drv_init(BASE_FEATURES);
 	assert_false(status() & ST_NEEDS_RESET);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
@@ -1078,16 +791,90 @@ static void test_avail_idx_jump_needs_reset(void **state)
 	drv_init(BASE_FEATURES);
 	irqs(0);
 	/* avail->idx 300 entries ahead of a 256-entry ring. */
-	__atomic_store_n((uint16_t *)(fx.vm.ram + AVAIL(0) + 2), 300, __ATOMIC_RELEASE);
+	__atomic_store_n((uint16_t *)(vh.vm.ram + AVAIL(0) + 2), 300, __ATOMIC_RELEASE);
 	kick(0);
-	for (int t = 0; t < 5000 && !(status() & ST_NEEDS_RESET); t++)
-		msleep(1);
-	assert_true(status() & ST_NEEDS_RESET);
+	assert_true(wait_status(ST_NEEDS_RESET, 5000));
 	assert_true(wait_irq(0, 1000)); /* config-change interrupt */
 	assert_int_equal(used_idx(0), 0);
 	drv_init(BASE_FEATURES);
 	assert_false(status() & ST_NEEDS_RESET);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
+}
+
+/* A driver that clears DRIVER_OK or FEATURES_OK without a reset (a bug,
+ * spec 2.1.2): the bits stay, the running I/O thread is not stopped or
+ * replaced, requests are still served, and the features it started with
+ * do not change under it. */
+static void test_clear_driver_ok_keeps_running(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
+	struct io_engine *eng = virtio_blk_queue_engine(fx.b, 0);
+	assert_non_null(eng);
+	uint8_t ready = ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK;
+
+	set_status(ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+	assert_int_equal(status(), ready);
+	assert_true(vh.vd->started);
+	struct res r = do_req(T_IN, 3, DATA, 1024, true);
+	assert_int_equal(r.status, S_OK);
+	for (unsigned i = 0; i < 1024; i++)
+		assert_int_equal(vh.vm.ram[DATA + i], pat(3 * 512 + i));
+
+	set_status(ST_ACK | ST_DRIVER);
+	assert_int_equal(status(), ready);
+	/* Features stay frozen: DISCARD, never negotiated, stays refused. */
+	write_driver_features(BASE_FEATURES | BIT(F_DISCARD));
+	assert_int_equal(read_driver_features(), BASE_FEATURES);
+	put_range_seg(DATA, 0, 8, 0);
+	assert_int_equal(do_req(T_DISCARD, 0, DATA, 16, false).status, S_UNSUPP);
+	assert_host_pattern(0, 8 * 512);
+	/* DRIVER_OK again starts nothing new: the same I/O thread serves. */
+	set_status(ready);
+	assert_ptr_equal(virtio_blk_queue_engine(fx.b, 0), eng);
+	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
+	assert_false(status() & ST_NEEDS_RESET);
+	/* A reset still stops it. */
+	set_status(0);
+	assert_null(virtio_blk_queue_engine(fx.b, 0));
+}
+
+/* The driver moves a running queue's MSI-X vector: completions interrupt
+ * on the new vector from then on, and on none with NO_VECTOR. */
+static void test_queue_vector_rewrite_live(void **state)
+{
+	(void)state;
+	drv_init(BASE_FEATURES);
+	irqs(0);
+	irqs(1);
+	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
+	assert_true(wait_irq(1, 2000));
+	assert_int_equal(irqs(1), 1);
+
+	cc_wr(QSEL, 0, 2);
+	cc_wr(QMSIX, 0, 2);                 /* share the config vector */
+	assert_int_equal(cc_rd(QMSIX, 2), 0);
+	assert_int_equal(cc_rd(QENABLE, 2), 1);
+	assert_int_equal(do_req(T_IN, 1, DATA, 512, true).status, S_OK);
+	assert_true(wait_irq(0, 2000));
+	assert_int_equal(irqs(0), 1);
+	assert_int_equal(irqs(1), 0);
+
+	/* NO_VECTOR: no interrupt at all (a second request is the barrier for
+	 * the first one's decision), and no INTx either. */
+	cc_wr(QMSIX, 0xffff, 2);
+	assert_int_equal(do_req(T_IN, 2, DATA, 512, true).status, S_OK);
+	assert_int_equal(do_req(T_IN, 3, DATA, 512, true).status, S_OK);
+	assert_int_equal(irqs(0), 0);
+	assert_int_equal(irqs(1), 0);
+	assert_false(vh.vd->pci.intx_asserted);
+
+	cc_wr(QMSIX, 1, 2);
+	assert_int_equal(do_req(T_IN, 4, DATA, 512, true).status, S_OK);
+	assert_true(wait_irq(1, 2000));
+	assert_int_equal(irqs(0), 0);
+	assert_int_equal(vh.vm.ram[DATA + 5], pat(4 * 512 + 5));
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -1099,9 +886,7 @@ static void test_reset_while_active(void **state)
 	/* 32 reads of 64 KiB in flight, then reset at once. */
 	for (unsigned i = 0; i < 32; i++) {
 		uint64_t h = HDR(0, i);
-		w32(h, T_IN);
-		w32(h + 4, 0);
-		w64(h + 8, 128ull * i);
+		put_hdr(h, T_IN, 128ull * i);
 		struct seg s[3] = { { h, 16, false }, { DATA + 0x10000ull * i, 0x10000, true },
 				    { h + 16, 1, true } };
 		post(0, s, 3);
@@ -1109,19 +894,18 @@ static void test_reset_while_active(void **state)
 	kick(0);
 	set_status(0);
 	assert_int_equal(status(), 0);
-	assert_false(fx.vd->started);
+	assert_false(vh.vd->started);
 	cc_wr(QSEL, 0, 2);
 	assert_int_equal(cc_rd(QENABLE, 2), 0);
 
 	/* Nobody serves the old ring any more. */
 	uint16_t before = used_idx(0);
 	uint64_t h = HDR(0, 40);
-	w32(h, T_IN);
-	w64(h + 8, 0);
+	put_hdr(h, T_IN, 0);
 	struct seg s[3] = { { h, 16, false }, { DATA, 512, true }, { h + 16, 1, true } };
 	post(0, s, 3);
 	uint64_t one = 1;
-	assert_int_equal(write(fx.vd->queues[0].kick_fd, &one, 8), 8);
+	assert_int_equal(write(vh.vd->queues[0].kick_fd, &one, 8), 8);
 	/* Reset joined the I/O thread: nothing is left that could serve it. */
 	assert_null(virtio_blk_queue_engine(fx.b, 0));
 	assert_int_equal(used_idx(0), before);
@@ -1129,11 +913,11 @@ static void test_reset_while_active(void **state)
 	/* Start again from scratch, twice. */
 	for (int round = 0; round < 2; round++) {
 		drv_init(BASE_FEATURES);
-		assert_true(fx.vd->started);
+		assert_true(vh.vd->started);
 		struct res r = do_req(T_IN, 7, DATA, 1024, true);
 		assert_int_equal(r.status, S_OK);
 		for (unsigned i = 0; i < 1024; i++)
-			assert_int_equal(fx.vm.ram[DATA + i], pat(7 * 512 + i));
+			assert_int_equal(vh.vm.ram[DATA + i], pat(7 * 512 + i));
 	}
 }
 
@@ -1144,21 +928,16 @@ static void test_reset_while_active(void **state)
 static void test_request_before_driver_ok(void **state)
 {
 	(void)state;
-	assert_true(negotiate(BASE_FEATURES) & ST_FEATURES_OK);
-	msix_enable();
-	queue_setup(0, 256, RING(0), AVAIL(0), USED(0), true);
+	assert_int_equal(drv_setup(BASE_FEATURES, 1, 256, true), ST_ACK | ST_DRIVER | ST_FEATURES_OK);
 	uint64_t h = HDR(0, 0);
-	w32(h, T_GET_ID);
-	w32(h + 4, 0);
-	w64(h + 8, 0);
-	fx.vm.ram[h + 16] = 0xff;
+	put_hdr(h, T_GET_ID, 0);
 	struct seg s[3] = { { h, 16, false }, { DATA, 20, true }, { h + 16, 1, true } };
 	post(0, s, 3);
 	irqs(1);
 	set_status(ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
 	assert_true(wait_used(0, 1, 5000));
 	assert_int_equal(take_used(0).len, 21);
-	assert_int_equal(fx.vm.ram[h + 16], S_OK);
+	assert_int_equal(vh.vm.ram[h + 16], S_OK);
 	if (!wait_irq(1, 1000))
 		fail_msg("completion served at start-up but no interrupt raised");
 }
@@ -1176,23 +955,23 @@ static void test_event_idx(void **state)
 	assert_true(wait_irq(1, 2000));
 	assert_int_equal(irqs(1), 1);
 	/* The device wants a kick for the next request. */
-	assert_int_equal(r16(avail_event), fx.q[0].avail_idx);
+	assert_int_equal(r16(avail_event), vh.q[0].avail_idx);
 	assert_int_equal(r16(USED(0)), 0); /* flags stay 0 with EVENT_IDX */
 
 	/* used_event far ahead: no interrupt. A second request is the
 	 * barrier: its kick is served after the worker decided about the
 	 * first one's interrupt, so once it shows in the used ring the
 	 * count is final for the first (no sleep, no race). */
-	w16(used_event, (uint16_t)(fx.q[0].used_seen + 10));
+	w16(used_event, (uint16_t)(vh.q[0].used_seen + 10));
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
 	assert_int_equal(irqs(1), 0);
 	/* used_event at the entry about to be used: interrupt. */
-	w16(used_event, fx.q[0].used_seen);
+	w16(used_event, vh.q[0].used_seen);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
 	assert_true(wait_irq(1, 2000));
 	assert_int_equal(irqs(1), 1);
-	assert_int_equal(r16(avail_event), fx.q[0].avail_idx);
+	assert_int_equal(r16(avail_event), vh.q[0].avail_idx);
 }
 
 static void test_no_event_idx(void **state)
@@ -1207,7 +986,7 @@ static void test_no_event_idx(void **state)
 	assert_int_equal(irqs(1), 1);
 	assert_int_equal(r16(avail_event), 0xabcd); /* not used without EVENT_IDX */
 	assert_int_equal(r16(USED(0)), 0);          /* kicks wanted */
-	/* VIRTQ_AVAIL_F_NO_INTERRUPT suppresses the interrupt. */
+	/* NO_INTERRUPT (avail flags bit 0) suppresses the interrupt. */
 	w16(AVAIL(0), 1);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);   /* barrier */
@@ -1224,14 +1003,14 @@ static void test_intx_isr(void **state)
 	(void)state;
 	assert_int_equal(drv_init_n(BASE_FEATURES, 1, 256, false),
 			 ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-	assert_false(fx.vd->pci.intx_asserted);
+	assert_false(vh.vd->pci.intx_asserted);
 	assert_int_equal(do_req(T_IN, 0, DATA, 512, true).status, S_OK);
-	for (int t = 0; t < 2000 && !fx.vd->pci.intx_asserted; t++)
+	for (int t = 0; t < 2000 && !vh.vd->pci.intx_asserted; t++)
 		msleep(1);
-	assert_true(fx.vd->pci.intx_asserted);
-	assert_int_equal(mmio_rd(fx.isr, 1), 1); /* queue interrupt */
-	assert_false(fx.vd->pci.intx_asserted);
-	assert_int_equal(mmio_rd(fx.isr, 1), 0);
+	assert_true(vh.vd->pci.intx_asserted);
+	assert_int_equal(isr_read(), 1); /* queue interrupt */
+	assert_false(vh.vd->pci.intx_asserted);
+	assert_int_equal(isr_read(), 0);
 }
 
 /* Every slot of the queue's request pool taken at once (8 requests in an
@@ -1243,23 +1022,20 @@ static void pool_exhaustion(bool event_idx)
 	uint64_t f = BASE_FEATURES | BIT(F_INDIRECT) | (event_idx ? BIT(F_EVENT_IDX) : 0);
 	assert_int_equal(drv_init_n(f, 1, 8, true),
 			 ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-	uint16_t old = fx.q[0].avail_idx;
+	uint16_t old = vh.q[0].avail_idx;
 	for (unsigned i = 0; i < 8; i++) {
 		uint64_t h = HDR(0, i);
-		w32(h, T_IN);
-		w32(h + 4, 0);
-		w64(h + 8, i);
-		fx.vm.ram[h + 16] = 0xff;
+		put_hdr(h, T_IN, i);
 		struct seg s[3] = { { h, 16, false }, { DATA + 512u * i, 512, true },
 				    { h + 16, 1, true } };
 		post_indirect(0, i, s, 3);
 	}
-	assert_true(kick_needed(0, old));
+	assert_true(kick_wanted(0, old));
 	kick(0);
 	assert_true(wait_used(0, 8, 5000));
 	for (unsigned i = 0; i < 8; i++) {
 		take_used(0);
-		assert_int_equal(fx.vm.ram[HDR(0, i) + 16], S_OK);
+		assert_int_equal(vh.vm.ram[HDR(0, i) + 16], S_OK);
 	}
 	/* Once the pool is back, the idle device must want kicks again: wait
 	 * for it rather than for a guessed time (a device that never turns
@@ -1268,14 +1044,12 @@ static void pool_exhaustion(bool event_idx)
 		fail_msg("after a full pool the device left notifications off");
 
 	/* The next request, kicked only if the device asks for it. */
-	old = fx.q[0].avail_idx;
+	old = vh.q[0].avail_idx;
 	uint64_t h = HDR(0, 8);
-	w32(h, T_IN);
-	w64(h + 8, 9);
-	fx.vm.ram[h + 16] = 0xff;
+	put_hdr(h, T_IN, 9);
 	struct seg s[3] = { { h, 16, false }, { DATA + 0x8000, 512, true }, { h + 16, 1, true } };
 	post_indirect(0, 8, s, 3);
-	bool kicked = kick_needed(0, old);
+	bool kicked = kick_wanted(0, old);
 	if (kicked)
 		kick(0);
 	if (!wait_used(0, 1, 1000)) {
@@ -1285,7 +1059,7 @@ static void pool_exhaustion(bool event_idx)
 			 event_idx ? r16(USED(0) + 4 + 8 * 8) : r16(USED(0)));
 	}
 	assert_true(kicked);
-	assert_int_equal(fx.vm.ram[h + 16], S_OK);
+	assert_int_equal(vh.vm.ram[h + 16], S_OK);
 }
 
 static void test_full_pool_then_idle(void **state) { (void)state; pool_exhaustion(false); }
@@ -1302,19 +1076,19 @@ static void test_header_split(void **state)
 	w32(h, T_OUT);
 	w32(h + 4, 0);
 	w64(h + 24, 33);
-	fx.vm.ram[h + 16] = 0xff;
+	vh.vm.ram[h + 16] = 0xff;
 	for (unsigned i = 0; i < 512; i++)
-		fx.vm.ram[DATA + i] = (uint8_t)(i * 3);
+		vh.vm.ram[DATA + i] = (uint8_t)(i * 3);
 	struct seg s[4] = { { h, 8, false }, { h + 24, 8, false }, { DATA, 512, false },
 			    { h + 16, 1, true } };
 	uint16_t head = post(0, s, 4);
 	kick(0);
 	assert_true(wait_used(0, 1, 5000));
 	assert_int_equal(take_used(0).id, head);
-	assert_int_equal(fx.vm.ram[h + 16], S_OK);
+	assert_int_equal(vh.vm.ram[h + 16], S_OK);
 	uint8_t host[512];
 	host_read(33 * 512, host, 512);
-	assert_memory_equal(host, fx.vm.ram + DATA, 512);
+	assert_memory_equal(host, vh.vm.ram + DATA, 512);
 	assert_host_pattern(32 * 512, 33 * 512);
 	assert_host_pattern(34 * 512, 35 * 512);
 
@@ -1323,8 +1097,8 @@ static void test_header_split(void **state)
 	w32(h + 64, T_IN);
 	w32(h + 128, 0);
 	w64(h + 132, 33);
-	memset(fx.vm.ram + DATA + 0x1000, 0, 513);
-	fx.vm.ram[DATA + 0x1000 + 512] = 0xff;
+	memset(vh.vm.ram + DATA + 0x1000, 0, 513);
+	vh.vm.ram[DATA + 0x1000 + 512] = 0xff;
 	struct seg s2[3] = { { h + 64, 4, false }, { h + 128, 12, false },
 			     { DATA + 0x1000, 513, true } };
 	head = post(0, s2, 3);
@@ -1333,8 +1107,8 @@ static void test_header_split(void **state)
 	struct used u = take_used(0);
 	assert_int_equal(u.id, head);
 	assert_int_equal(u.len, 513);
-	assert_int_equal(fx.vm.ram[DATA + 0x1000 + 512], S_OK);
-	assert_memory_equal(fx.vm.ram + DATA + 0x1000, fx.vm.ram + DATA, 512);
+	assert_int_equal(vh.vm.ram[DATA + 0x1000 + 512], S_OK);
+	assert_memory_equal(vh.vm.ram + DATA + 0x1000, vh.vm.ram + DATA, 512);
 }
 
 static void test_ring_wraps_small_queue(void **state)
@@ -1347,7 +1121,7 @@ static void test_ring_wraps_small_queue(void **state)
 		struct res r = do_req(T_IN, i, DATA, 512, true);
 		assert_int_equal(r.status, S_OK);
 		assert_int_equal(r.len, 513);
-		assert_int_equal(fx.vm.ram[DATA + 17], pat(512ull * i + 17));
+		assert_int_equal(vh.vm.ram[DATA + 17], pat(512ull * i + 17));
 	}
 	assert_int_equal(used_idx(0), 40);
 }
@@ -1360,17 +1134,14 @@ static void test_two_queues(void **state)
 	assert_int_equal(cc_rd(NUMQ, 2), 2);
 	assert_int_equal(drv_init_n(BASE_FEATURES | BIT(F_MQ), 2, 256, true),
 			 ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-	assert_int_not_equal(fx.vd->queues[0].kick_fd, fx.vd->queues[1].kick_fd);
+	assert_int_not_equal(vh.vd->queues[0].kick_fd, vh.vd->queues[1].kick_fd);
 	irqs(1);
 	irqs(2);
 	/* 16 reads of 4 KiB on each queue, all in flight together. */
 	for (unsigned q = 0; q < 2; q++) {
 		for (unsigned i = 0; i < 16; i++) {
 			uint64_t h = HDR(q, i);
-			w32(h, T_IN);
-			w32(h + 4, 0);
-			w64(h + 8, 8ull * (16 * q + i));
-			fx.vm.ram[h + 16] = 0xff;
+			put_hdr(h, T_IN, 8ull * (16 * q + i));
 			struct seg s[3] = { { h, 16, false },
 					    { DATA + 0x1000ull * (16 * q + i), 4096, true },
 					    { h + 16, 1, true } };
@@ -1379,7 +1150,7 @@ static void test_two_queues(void **state)
 	}
 	kick(0);
 	uint64_t one = 1;
-	assert_int_equal(write(fx.vd->queues[1].kick_fd, &one, 8), 8); /* as the ioeventfd */
+	assert_int_equal(write(vh.vd->queues[1].kick_fd, &one, 8), 8); /* as the ioeventfd */
 	assert_true(wait_used(0, 16, 5000));
 	assert_true(wait_used(1, 16, 5000));
 	for (unsigned q = 0; q < 2; q++) {
@@ -1387,25 +1158,25 @@ static void test_two_queues(void **state)
 			struct used u = take_used(q);
 			assert_true(u.id < 48);
 			assert_int_equal(u.len, 4097);
-			assert_int_equal(fx.vm.ram[HDR(q, i) + 16], S_OK);
+			assert_int_equal(vh.vm.ram[HDR(q, i) + 16], S_OK);
 		}
 	}
 	uint8_t *host = malloc(32 * 4096);
 	assert_non_null(host);
 	host_read(0, host, 32 * 4096);
-	assert_memory_equal(fx.vm.ram + DATA, host, 32 * 4096);
+	assert_memory_equal(vh.vm.ram + DATA, host, 32 * 4096);
 	free(host);
 	/* Each queue interrupts on its own vector. */
 	assert_true(wait_irq(1, 2000));
 	assert_true(wait_irq(2, 2000));
 	/* And queue 1 serves a write on its own. */
-	memset(fx.vm.ram + DATA, 0x3c, 512);
+	memset(vh.vm.ram + DATA, 0x3c, 512);
 	struct seg d = { DATA, 512, false };
-	fx.q[1].next_desc = 100;
+	vh.q[1].next_desc = 100;
 	assert_int_equal(do_segs(1, &d, 1, T_OUT, 4000).status, S_OK);
 	uint8_t b[512];
 	host_read(4000 * 512, b, 512);
-	assert_memory_equal(b, fx.vm.ram + DATA, 512);
+	assert_memory_equal(b, vh.vm.ram + DATA, 512);
 }
 
 int main(void)
@@ -1415,6 +1186,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_config, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_feature_negotiation, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_back, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_merged_requests, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_range, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_sector, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_size_and_seg_max, setup1, teardown),
@@ -1429,6 +1201,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_avail_idx_jump_needs_reset, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_failure_needs_reset, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_while_active, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_clear_driver_ok_keeps_running, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_vector_rewrite_live, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_request_before_driver_ok, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_no_event_idx, setup1, teardown),
