@@ -320,13 +320,13 @@ declare -A cutoff=()
 # test host is never judged against another's (disk-write writes new random data on each).
 CASE_GROUPS=("disk-write disk-verify disk-intx" "qcow2-nfs-lock qcow2-nfs-qemu")
 with_groups() { # with_groups "CASES LEFT": the cases to run next, in CASES order
-	local want=" $1 " g c out=
+	local want=" $1 " g c m out=
 	for g in "${CASE_GROUPS[@]}"; do
 		for c in $g; do
 			case "$want" in *" $c "*)
-				for c in $g; do
-					[ "${cutoff[$c]:-0}" -ge 2 ] && continue # cut off twice: failed
-					case " $CASES " in *" $c "*) want="$want$c " ;; esac
+				for m in $g; do
+					[ "${cutoff[$m]:-0}" -ge 2 ] && continue # cut off twice: failed
+					case " $CASES " in *" $m "*) want="$want$m " ;; esac
 				done
 				break ;;
 			esac

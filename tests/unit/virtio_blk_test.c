@@ -443,8 +443,7 @@ static void test_merged_requests(void **state)
 	/* All twelve become visible to the device at once: a worker that
 	 * drained while they were being posted (its first drain after
 	 * DRIVER_OK, late on a loaded machine) would split the groups. */
-	uint16_t *avail_idx = (uint16_t *)(vh.vm.ram + vh.q[0].avail + 2);
-	uint16_t shown = __atomic_load_n(avail_idx, __ATOMIC_ACQUIRE);
+	hold_avail(0);
 	for (unsigned i = 0; i < N; i++) {
 		uint64_t h = HDR(0, i), buf = DATA + 0x4000u * i;
 		put_hdr(h, rq[i].type, rq[i].sector);
@@ -456,9 +455,8 @@ static void test_merged_requests(void **state)
 			sg[n++] = (struct seg){ buf, rq[i].len, rq[i].type == T_IN };
 		sg[n++] = (struct seg){ h + 16, 1, true };
 		head[i] = post(0, sg, n);
-		__atomic_store_n(avail_idx, shown, __ATOMIC_RELEASE);
 	}
-	__atomic_store_n(avail_idx, vh.q[0].avail_idx, __ATOMIC_RELEASE);
+	release_avail(0);
 	kick(0);
 	assert_true(wait_used(0, N, 5000));
 	bool seen[N] = { false };

@@ -344,6 +344,20 @@ void publish(unsigned q, uint16_t head)
 	struct vh_queue *d = &vh.q[q];
 	w16(d->avail + 4 + 2u * (d->avail_idx % d->size), head);
 	d->avail_idx++;
+	if (!d->held)
+		__atomic_store_n((uint16_t *)(vh.vm.ram + d->avail + 2), d->avail_idx,
+				 __ATOMIC_RELEASE);
+}
+
+void hold_avail(unsigned q)
+{
+	vh.q[q].held = true;
+}
+
+void release_avail(unsigned q)
+{
+	struct vh_queue *d = &vh.q[q];
+	d->held = false;
 	__atomic_store_n((uint16_t *)(vh.vm.ram + d->avail + 2), d->avail_idx, __ATOMIC_RELEASE);
 }
 

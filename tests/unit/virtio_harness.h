@@ -79,6 +79,7 @@ struct vh_queue {
 	uint16_t used_seen;     /* used entries consumed */
 	uint16_t next_desc;     /* descriptors are used in turn */
 	uint16_t notify_off;
+	bool held;              /* publish() fills entries but leaves the index */
 	uint64_t desc, avail, used;
 };
 
@@ -204,8 +205,13 @@ struct used {
 
 void set_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 	      uint16_t next);
-/* Puts head in the next avail entry and publishes the new avail index. */
+/* Puts head in the next avail entry and publishes the new avail index
+ * (unless the queue is held). */
 void publish(unsigned q, uint16_t head);
+/* Held, a queue's new entries stay invisible to the device; released, all
+ * of them appear with one store of the avail index (one batch). */
+void hold_avail(unsigned q);
+void release_avail(unsigned q);
 /* Writes a chain of n descriptors in queue q's table (the next ones in
  * turn) and publishes it; returns its head. */
 uint16_t post(unsigned q, const struct seg *s, unsigned n);
