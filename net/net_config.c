@@ -19,15 +19,15 @@
  * form; a longer text is a mistake, not a configuration. */
 #define NET_TEXT_MAX 4096
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad(const char *fmt, ...)
+/* Mistakes are described into why (NET_WHY_MAX bytes) for the caller to
+ * report with where the text came from (an option or a file line). */
+static int bad(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(char *why, const char *fmt, ...)
 {
-	char why[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	vsnprintf(why, NET_WHY_MAX, fmt, ap);
 	va_end(ap);
-	log_err("--net: %s", why);
 	return -EINVAL;
 }
 
@@ -330,31 +330,31 @@ static bool is_qemu_key(const char *k)
 	return false;
 }
 
-static int unknown_key(const char *k, enum net_kind kind)
+static int unknown_key(const char *k, enum net_kind kind, char *why)
 {
 	for (int i = 0; i < K_COUNT; i++)
 		if (!strcmp(k, keys[i].name))
-			return bad("key '%s' is for --net %s, not %s", k, keys[i].tap ? "tap" : "user",
+			return bad(why, "key '%s' is for --net %s, not %s", k, keys[i].tap ? "tap" : "user",
 				   kind == NET_TAP ? "tap" : "user");
 	if (!strcmp(k, "ifname"))
-		return bad("key 'ifname' is QEMU's: kvmini names the TAP first, tap=NAME");
+		return bad(why, "key 'ifname' is QEMU's: kvmini names the TAP first, tap=NAME");
 	if (!strcmp(k, "br"))
-		return bad("key 'br' is QEMU's bridge helper: kvmini joins a bridge itself, bridge=BR");
+		return bad(why, "key 'br' is QEMU's bridge helper: kvmini joins a bridge itself, bridge=BR");
 	if (is_qemu_key(k))
-		return bad("key '%s' (a QEMU option) is not supported by kvmini", k);
-	return bad("unknown key '%s' (--net %s takes %s)", k, kind == NET_TAP ? "tap" : "user",
+		return bad(why, "key '%s' (a QEMU option) is not supported by kvmini", k);
+	return bad(why, "unknown key '%s' (--net %s takes %s)", k, kind == NET_TAP ? "tap" : "user",
 		   kind == NET_TAP ? "bridge, mac, queues, iothread"
 				   : "net, host, dns, dhcpstart, hostfwd, restrict, ipv6, mac");
 }
 
-static int parse_onoff(const char *k, const char *v, bool *out)
+static int parse_onoff(const char *k, const char *v, bool *out, char *why)
 {
 	if (!strcmp(v, "on"))
 		*out = true;
 	else if (!strcmp(v, "off"))
 		*out = false;
 	else
-		return bad("%s=%s: expected on or off", k, v);
+		return bad(why, "%s=%s: expected on or off", k, v);
 	return 0;
 }
 
@@ -384,13 +384,13 @@ static const char *addr_label(const char *k, bool given, uint32_t a, char buf[64
  * addresses (net= may come after host=) and the hostfwd rules, whose
  * guest address defaults to dhcp_start. */
 static int finish_user(struct net_config *c, const char *vals[K_COUNT], char **rules,
-		       unsigned nrules)
+		       unsigned nrules, char *why)
 {
 	uint32_t net = 0x0a000200, mask = 0xffffff00, host, dns, dhcp;
 	if (vals[K_NET]) {
-		const char *why = parse_cidr(vals[K_NET], &net, &mask);
-		if (why)
-			return bad("net=%s: %s", vals[K_NET], why);
+		const char *reason = parse_cidr(vals[K_NET], &net, &mask);
+		if (reason)
+			return bad(why, "net=%s: %s", vals[K_NET], reason);
 	}
 	/* QEMU's derivation: the .2, .3, .15 of a /24, and of a wider net
 	 * x.y.2.2, x.y.2.3, x.y.2.15. */
@@ -403,27 +403,27 @@ static int finish_user(struct net_config *c, const char *vals[K_COUNT], char **r
 	for (size_t i = 0; i < 3; i++) {
 		const char *v = vals[addrs[i].k];
 		if (v && !parse_ip(v, addrs[i].a))
-			return bad("%s=%s: not an IPv4 address", keys[addrs[i].k].name, v);
+			return bad(why, "%s=%s: not an IPv4 address", keys[addrs[i].k].name, v);
 	}
 	char l1[64], l2[64], ns[INET_ADDRSTRLEN], gs[INET_ADDRSTRLEN];
 	ip_str(net, ns);
 	for (size_t i = 0; i < 3; i++) {
 		enum key k = addrs[i].k;
-		const char *why = in_net_why(*addrs[i].a, net, mask);
-		if (why && vals[k])
-			return bad("%s: %s net %s/%d", addr_label(keys[k].name, true, *addrs[i].a, l1),
-				   why, ns, prefix_len(mask));
-		if (why)
-			return bad("net=%s: %s would be %s the net (give %s= or a wider net)",
-				   vals[K_NET], addr_label(keys[k].name, false, *addrs[i].a, l1), why,
+		const char *reason = in_net_why(*addrs[i].a, net, mask);
+		if (reason && vals[k])
+			return bad(why, "%s: %s net %s/%d", addr_label(keys[k].name, true, *addrs[i].a, l1),
+				   reason, ns, prefix_len(mask));
+		if (reason)
+			return bad(why, "net=%s: %s would be %s the net (give %s= or a wider net)",
+				   vals[K_NET], addr_label(keys[k].name, false, *addrs[i].a, l1), reason,
 				   keys[k].name);
 	}
 	if (dns == host)
-		return bad("%s is the same address as %s",
+		return bad(why, "%s is the same address as %s",
 			   addr_label("dns", vals[K_DNS], dns, l1),
 			   addr_label("host", vals[K_HOST], host, l2));
 	if (dhcp == host || dhcp == dns)
-		return bad("%s is the same address as %s",
+		return bad(why, "%s is the same address as %s",
 			   addr_label("dhcpstart", vals[K_DHCPSTART], dhcp, l1),
 			   dhcp == host ? addr_label("host", vals[K_HOST], host, l2)
 					: addr_label("dns", vals[K_DNS], dns, l2));
@@ -438,14 +438,14 @@ static int finish_user(struct net_config *c, const char *vals[K_COUNT], char **r
 		struct net_hostfwd *f = &c->hostfwd[i];
 		const char *err = hostfwd_parse(f, rules[i], c->dhcp_start);
 		if (err)
-			return bad("hostfwd rule '%.*s': %s", NET_RULE_MAX - 1, rules[i], err);
+			return bad(why, "hostfwd rule '%.*s': %s", NET_RULE_MAX - 1, rules[i], err);
 		uint32_t g = ntohl(f->guest_addr.s_addr);
-		const char *why = in_net_why(g, net, mask);
-		if (why)
-			return bad("hostfwd rule '%s': guest address %s is %s net %s/%d", f->text,
-				   ip_str(g, gs), why, ns, prefix_len(mask));
+		const char *reason = in_net_why(g, net, mask);
+		if (reason)
+			return bad(why, "hostfwd rule '%s': guest address %s is %s net %s/%d", f->text,
+				   ip_str(g, gs), reason, ns, prefix_len(mask));
 		if (g == host || g == dns)
-			return bad("hostfwd rule '%s': guest address %s is the %s address, not a "
+			return bad(why, "hostfwd rule '%s': guest address %s is the %s address, not a "
 				   "guest's", f->text, ip_str(g, gs), g == host ? "host" : "dns");
 		/* Two rules binding the same host socket: the second would fail
 		 * to bind when the VM starts. */
@@ -455,7 +455,7 @@ static int finish_user(struct net_config *c, const char *vals[K_COUNT], char **r
 			    (o->host_addr.s_addr == f->host_addr.s_addr ||
 			     o->host_addr.s_addr == htonl(INADDR_ANY) ||
 			     f->host_addr.s_addr == htonl(INADDR_ANY)))
-				return bad("hostfwd rule '%s': host port %s/%u is already forwarded "
+				return bad(why, "hostfwd rule '%s': host port %s/%u is already forwarded "
 					   "by '%s'", f->text, f->udp ? "udp" : "tcp", f->host_port,
 					   o->text);
 		}
@@ -464,32 +464,32 @@ static int finish_user(struct net_config *c, const char *vals[K_COUNT], char **r
 	return 0;
 }
 
-static int finish_tap(struct net_config *c, const char *vals[K_COUNT])
+static int finish_tap(struct net_config *c, const char *vals[K_COUNT], char *why)
 {
 	if (vals[K_BRIDGE]) {
-		const char *why = check_ifname(vals[K_BRIDGE]);
-		if (why)
-			return bad("bridge name '%s' %s", vals[K_BRIDGE], why);
+		const char *reason = check_ifname(vals[K_BRIDGE]);
+		if (reason)
+			return bad(why, "bridge name '%s' %s", vals[K_BRIDGE], reason);
 		if (!strcmp(vals[K_BRIDGE], c->ifname))
-			return bad("bridge=%s: the TAP cannot be its own bridge", vals[K_BRIDGE]);
+			return bad(why, "bridge=%s: the TAP cannot be its own bridge", vals[K_BRIDGE]);
 		strcpy(c->bridge, vals[K_BRIDGE]);
 	}
 	if (vals[K_QUEUES]) {
 		unsigned long q;
 		if (!parse_uint(vals[K_QUEUES], NET_MAX_QUEUES, &q) || q < 1)
-			return bad("queues=%s: must be 1 to %d", vals[K_QUEUES], NET_MAX_QUEUES);
+			return bad(why, "queues=%s: must be 1 to %d", vals[K_QUEUES], NET_MAX_QUEUES);
 		c->queues = (unsigned)q;
 	}
 	if (vals[K_IOTHREAD]) {
 		if (!strcmp(vals[K_IOTHREAD], "main"))
 			c->main_loop = true;
 		else if (strcmp(vals[K_IOTHREAD], "pair"))
-			return bad("iothread=%s: expected pair or main", vals[K_IOTHREAD]);
+			return bad(why, "iothread=%s: expected pair or main", vals[K_IOTHREAD]);
 	}
 	return 0;
 }
 
-static int parse_items(struct net_config *c, char *copy)
+static int parse_items(struct net_config *c, char *copy, char *why)
 {
 	const char *vals[K_COUNT] = { 0 };
 	char *rules[NET_MAX_HOSTFWD];
@@ -501,7 +501,7 @@ static int parse_items(struct net_config *c, char *copy)
 		if (next)
 			*next++ = '\0';
 		if (!*item)
-			return bad("empty item (two commas, or a comma at the start or end)");
+			return bad(why, "empty item (two commas, or a comma at the start or end)");
 		char *v = strchr(item, '=');
 		if (n == 0) {
 			/* The first item says which backend. */
@@ -510,71 +510,118 @@ static int parse_items(struct net_config *c, char *copy)
 				continue;
 			}
 			if (v && v - item == 3 && !strncmp(item, "tap", 3)) {
-				const char *why = check_ifname(v + 1);
-				if (why)
-					return bad("tap name '%s' %s", v + 1, why);
+				const char *reason = check_ifname(v + 1);
+				if (reason)
+					return bad(why, "tap name '%s' %s", v + 1, reason);
 				c->kind = NET_TAP;
 				strcpy(c->ifname, v + 1);
 				continue;
 			}
 			if (!strcmp(item, "tap"))
-				return bad("tap needs a name: tap=NAME (e.g. tap=tap0)");
-			return bad("expected 'user' or 'tap=NAME' first, not '%s'", item);
+				return bad(why, "tap needs a name: tap=NAME (e.g. tap=tap0)");
+			return bad(why, "expected 'user' or 'tap=NAME' first, not '%s'", item);
 		}
 		if (!v)
-			return bad("'%s' is not key=value", item);
+			return bad(why, "'%s' is not key=value", item);
 		*v++ = '\0';
 		int k;
 		for (k = 0; k < K_COUNT; k++)
 			if (!strcmp(item, keys[k].name))
 				break;
 		if (k == K_COUNT || !(c->kind == NET_TAP ? keys[k].tap : keys[k].user))
-			return unknown_key(item, c->kind);
+			return unknown_key(item, c->kind, why);
 		if (k == K_HOSTFWD) {
 			if (nrules == NET_MAX_HOSTFWD)
-				return bad("hostfwd rule '%s': too many rules (at most %d)", v,
+				return bad(why, "hostfwd rule '%s': too many rules (at most %d)", v,
 					   NET_MAX_HOSTFWD);
 			rules[nrules++] = v;
 			continue;
 		}
 		if (vals[k])
-			return bad("key '%s' given twice", item);
+			return bad(why, "key '%s' given twice", item);
 		vals[k] = v;
 		int r = 0;
-		const char *why;
+		const char *reason;
 		switch (k) {
 		case K_MAC:
-			if ((why = parse_mac(v, c->mac)))
-				return bad("mac=%s: %s", v, why);
+			if ((reason = parse_mac(v, c->mac)))
+				return bad(why, "mac=%s: %s", v, reason);
 			c->mac_set = true;
 			break;
-		case K_RESTRICT: r = parse_onoff(item, v, &c->restrict_); break;
-		case K_IPV6: r = parse_onoff(item, v, &c->ipv6); break;
+		case K_RESTRICT: r = parse_onoff(item, v, &c->restrict_, why); break;
+		case K_IPV6: r = parse_onoff(item, v, &c->ipv6, why); break;
 		default: break;   /* checked in finish_*, once every key is known */
 		}
 		if (r)
 			return r;
 	}
-	int r = c->kind == NET_TAP ? finish_tap(c, vals) : finish_user(c, vals, rules, nrules);
+	int r = c->kind == NET_TAP ? finish_tap(c, vals, why)
+				    : finish_user(c, vals, rules, nrules, why);
 	if (r)
 		return r;
 	return c->mac_set ? 0 : mac_random(c->mac);
 }
 
-int net_config_parse(struct net_config *c, const char *text)
+int net_config_parse_why(struct net_config *c, const char *text, char *why)
 {
 	memset(c, 0, sizeof(*c));
 	c->ipv6 = true;
 	if (!text || !*text)
-		return bad("empty (expected user[,...] or tap=NAME[,...])");
+		return bad(why, "empty (expected user[,...] or tap=NAME[,...])");
 	if (strlen(text) > NET_TEXT_MAX)
-		return bad("longer than %d characters", NET_TEXT_MAX);
+		return bad(why, "longer than %d characters", NET_TEXT_MAX);
 	char *copy = strdup(text);
 	if (!copy) {
 		log_err("--net: out of memory");
 		return -ENOMEM;
 	}
-	int r = parse_items(c, copy);
+	int r = parse_items(c, copy, why);
 	free(copy);
 	return r;
+}
+
+int net_config_parse(struct net_config *c, const char *text)
+{
+	char why[NET_WHY_MAX];
+	int r = net_config_parse_why(c, text, why);
+	if (r == -EINVAL)
+		log_err("--net: %s", why);
+	return r;
+}
+
+static void show_hostfwd(const struct net_hostfwd *h, FILE *f)
+{
+	char ha[INET_ADDRSTRLEN] = "", ga[INET_ADDRSTRLEN];
+	if (h->host_addr.s_addr != htonl(INADDR_ANY))
+		inet_ntop(AF_INET, &h->host_addr, ha, sizeof(ha));
+	inet_ntop(AF_INET, &h->guest_addr, ga, sizeof(ga));
+	fprintf(f, "hostfwd = %s:%s:%u-%s:%u\n", h->udp ? "udp" : "tcp", ha, h->host_port, ga,
+		h->guest_port);
+}
+
+void net_config_show(const struct net_config *c, FILE *f)
+{
+	char a[INET_ADDRSTRLEN], m[18];
+	if (c->kind == NET_TAP) {
+		fprintf(f, "tap = %s\n", c->ifname);
+		if (c->bridge[0])
+			fprintf(f, "bridge = %s\n", c->bridge);
+		fprintf(f, "queues = %u\n", c->queues ? c->queues : 1);
+		fprintf(f, "iothread = %s\n", c->main_loop ? "main" : "pair");
+	} else {
+		fputs("user = on\n", f);
+		fprintf(f, "net = %s/%d\n", ip_str(ntohl(c->net.s_addr), a),
+			prefix_len(ntohl(c->mask.s_addr)));
+		fprintf(f, "host = %s\n", ip_str(ntohl(c->host.s_addr), a));
+		fprintf(f, "dns = %s\n", ip_str(ntohl(c->dns.s_addr), a));
+		fprintf(f, "dhcpstart = %s\n", ip_str(ntohl(c->dhcp_start.s_addr), a));
+		fprintf(f, "restrict = %s\n", c->restrict_ ? "on" : "off");
+		fprintf(f, "ipv6 = %s\n", c->ipv6 ? "on" : "off");
+		for (unsigned i = 0; i < c->nhostfwd; i++)
+			show_hostfwd(&c->hostfwd[i], f);
+	}
+	if (c->mac_set) {
+		net_mac_format(c->mac, m);
+		fprintf(f, "mac = %s\n", m);
+	}
 }

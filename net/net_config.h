@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_MAX_NICS   8
 #define NET_MAX_HOSTFWD   16
@@ -61,6 +62,16 @@ struct net_config {
  * malformed hostfwd rule, a bad CIDR, an unknown key, ...); or the -errno
  * of getrandom() when no MAC could be generated (not a usage error). */
 int net_config_parse(struct net_config *c, const char *text);
+/* The same without printing: on -EINVAL, why (NET_WHY_MAX bytes) says
+ * what is wrong, for a caller that names the source itself (a definition
+ * file's line). */
+#define NET_WHY_MAX 512
+int net_config_parse_why(struct net_config *c, const char *text, char *why);
+/* The NIC as a definition file's [net] section body: "key = value" lines
+ * in a fixed order, every default filled in; the mac line only when mac=
+ * was given (a generated one changes at every start, docs/config.md).
+ * Parsing it back gives the same config. */
+void net_config_show(const struct net_config *c, FILE *f);
 
 /* One hostfwd rule alone (also for the control socket later): syntax
  * only; whether guest_addr lies inside the guest's net is the caller's to

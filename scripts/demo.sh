@@ -3,7 +3,8 @@
 # with a busybox initramfs built here and a fresh 256 MiB qcow2 virtio disk
 # (made by kvmini-img; ext4 at /mnt in the guest) and a virtio-net NIC on user networking
 # (DHCP from libslirp, the guest's port 80 forwarded from 127.0.0.1:8022, or
-# $KVMINI_DEMO_PORT), ending at a shell on the serial console
+# $KVMINI_DEMO_PORT), from a VM definition file (kvmini config show, then
+# kvmini run --config), ending at a shell on the serial console
 # (Ctrl-A x quits kvmini). Without a terminal the guest runs a few commands and
 # powers off instead of waiting for input.
 #
@@ -40,11 +41,17 @@ if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 			done
 		) &
 	fi
-	exec "$BUILD/kvmini" run --kernel "$kernel" --initrd "$out/guest-initrd.cpio.gz" \
+	# The VM's definition, in a file apart from its disk: written from a command
+	# line, shown, booted with --config (kvmini config edit changes it).
+	"$BUILD/kvmini" config show -- --kernel "$kernel" --initrd "$out/guest-initrd.cpio.gz" \
 		--disk "path=$out/demo-disk.qcow2,serial=kvmini-demo" \
 		--net "user,hostfwd=tcp:127.0.0.1:$port-:80" \
 		--cpus 2 --memory 1G \
-		--cmdline "console=ttyS0 quiet kvmini_test=demo kvmini_demo=$mode kvmini_demo_fwd=$port"
+		--cmdline "console=ttyS0 quiet kvmini_test=demo kvmini_demo=$mode kvmini_demo_fwd=$port" \
+		>"$out/demo-vm.conf"
+	echo "demo: the VM's definition, $out/demo-vm.conf:"
+	sed 's/^/demo:   /' "$out/demo-vm.conf"
+	exec "$BUILD/kvmini" run --config "$out/demo-vm.conf"
 fi
 echo "kvmini: this host's KVM cannot run a Linux guest (no VMX/SVM); booting the demo inside the nested test host instead (QEMU TCG + kvm-amd, about a minute)"
 exec tests/e2e/run-e2e.sh --demo "$mode" "$BUILD"

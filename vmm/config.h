@@ -1,5 +1,7 @@
-/* What the user asked for on the command line (or in a config file). The
- * parser fills it; nothing here has touched /dev/kvm yet. */
+/* What the user asked for on the command line or in a definition file.
+ * vmm/settings.c describes every field (default, check, printed form);
+ * nothing here has touched /dev/kvm yet. A vm_config owns its strings
+ * (vm_config_free). Owned by the main thread; read-only once the VM runs. */
 #ifndef KVMINI_CONFIG_H
 #define KVMINI_CONFIG_H
 
@@ -25,14 +27,14 @@ enum disk_iothread {
 struct disk_config {
 	struct block_config block;
 	char serial[DISK_SERIAL_MAX + 1];
-	unsigned queues;                /* 0: one per vCPU, at most DISK_MAX_QUEUES */
+	unsigned queues;                /* 0 (auto): one per vCPU, at most DISK_MAX_QUEUES */
 	enum disk_iothread iothread;
 };
 
 struct vm_config {
-	const char *kernel;
-	const char *initrd;
-	const char *cmdline;
+	char *kernel;
+	char *initrd;               /* NULL: none */
+	char *cmdline;              /* NULL: CONFIG_DEFAULT_CMDLINE */
 	unsigned cpus;
 	uint64_t mem_size;
 	bool hugepages;
@@ -41,7 +43,8 @@ struct vm_config {
 	bool trace_exits;
 	bool debug_exit;            /* --debug-exit: port 0xf4 ends the VM */
 	enum console_mode console;
-	const char *console_path;   /* CONSOLE_FILE */
+	char *console_path;         /* CONSOLE_FILE */
+	unsigned verbose;           /* 0 errors and warnings, 1 info, 2 debug */
 	unsigned ndisks;
 	struct disk_config disks[CONFIG_MAX_DISKS];
 	unsigned nnics;             /* --net, in order: eth0, eth1, ... */

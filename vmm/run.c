@@ -23,6 +23,7 @@
 #include "devices/rtc.h"
 #include "devices/uart.h"
 #include "vmm/cli.h"
+#include "vmm/settings.h"
 #include "vmm/console.h"
 #include "vmm/eventloop.h"
 #include "vmm/layout.h"
@@ -414,6 +415,8 @@ out:
 	return r;
 }
 
+static int run_config(const struct vm_config *cfg);
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -422,14 +425,25 @@ int cmd_run(int argc, char **argv)
 		return EXIT_GUEST_OK;
 	if (r)
 		return EXIT_USAGE;
+	if (cfg.verbose)
+		log_set_level(cfg.verbose > 1 ? LOG_DEBUG : LOG_INFO);
+	int status = run_config(&cfg);
+	vm_config_free(&cfg);
+	return status;
+}
+
+/* Everything after parsing; cfg stays the caller's. */
+static int run_config(const struct vm_config *cfg)
+{
+	int r;
 
 	/* Input is checked before anything is set up: kernel, initrd and
 	 * memory size, then (below) the disk images, then the network
 	 * backends; /dev/kvm and guest RAM come last, with the first boot. */
 	struct boot_image img;
-	if (boot_image_open(&img, &cfg))
+	if (boot_image_open(&img, cfg))
 		return EXIT_USAGE;
-	if (boot_check_memory(&img, cfg.mem_size)) {
+	if (boot_check_memory(&img, cfg->mem_size)) {
 		boot_image_close(&img);
 		return EXIT_USAGE;
 	}
@@ -460,13 +474,13 @@ int cmd_run(int argc, char **argv)
 		boot_image_close(&img);
 		return EXIT_FAILURE_VM;
 	}
-	m->cfg = &cfg;
+	m->cfg = cfg;
 	m->rx_ready_work = (struct evloop_work){ .fn = on_rx_ready, .ctx = m };
 	m->vm.stop_fd = -1;
-	r = console_open(&m->console, cfg.console, cfg.console_path);
+	r = console_open(&m->console, cfg->console, cfg->console_path);
 	if (r) {
 		log_err("--console: cannot open %s: %s",
-			cfg.console_path ? cfg.console_path : "the terminal", strerror(-r));
+			cfg->console_path ? cfg->console_path : "the terminal", strerror(-r));
 		evloop_close(&m->loop);
 		free(m);
 		close(signal_fd);
@@ -492,7 +506,7 @@ int cmd_run(int argc, char **argv)
 			status = input_error ? EXIT_USAGE : EXIT_FAILURE_VM;
 			break;
 		}
-		if (r == VM_STOP_REBOOT && !cfg.no_reboot) {
+		if (r == VM_STOP_REBOOT && !cfg->no_reboot) {
 			log_info("guest rebooted: starting boot %u", boots + 1);
 			continue;
 		}

@@ -3,5 +3,7 @@
 
 /* `kvmini run ...`: returns the process exit status. */
 int cmd_run(int argc, char **argv);
+/* `kvmini config show|edit ...` (vmm/config_cmd.c). */
+int cmd_config(int argc, char **argv);
 
 #endif

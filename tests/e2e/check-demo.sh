@@ -34,6 +34,9 @@ want() {
 		ok=0
 	fi
 }
+want '^TESTHOST:   \[disk\]$' "the VM's definition file, shown"
+want "^TESTHOST:   hostfwd = tcp:127\\.0\\.0\\.1:8022-10\\.0\\.2\\.15:80$" "its NIC's port forward, normalised"
+want '^TESTHOST: kvmini run --config /tmp/demo-vm.conf' "the guest booted from the definition"
 want 'Hello from Linux .*, booted by kvmini\.' "the guest's greeting"
 want "  disk: +/dev/vda, 256 MiB, virtio-blk, 2 queue\\(s\\), serial 'kvmini-demo'" "the qcow2 disk as /dev/vda"
 want '  /mnt: +ext4 on /dev/vda' "ext4 made and mounted on it"

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "vmm/cli.h"
+#include "vmm/settings.h"
 #include "vmm/log.h"
 
 /* ---- parse_size ---------------------------------------------------------- */
@@ -135,7 +136,9 @@ static void test_defaults(void **state)
 	assert_null(c.console_path);
 	assert_int_equal(c.ndisks, 0);
 	assert_int_equal(c.nnics, 0);
+	assert_int_equal(c.verbose, 0);
 	assert_int_equal(log_get_level(), saved_level);
+	vm_config_free(&c);
 }
 
 static void test_every_option(void **state)
@@ -158,11 +161,16 @@ static void test_every_option(void **state)
 	assert_true(c.no_reboot);
 	assert_true(c.trace_exits);
 	assert_true(c.debug_exit);
-	assert_int_equal(log_get_level(), LOG_INFO);
+	assert_int_equal(c.verbose, 1);
+	/* The parser leaves the log level to its caller (cmd_run). */
+	assert_int_equal(log_get_level(), saved_level);
+	vm_config_free(&c);
 
 	assert_int_equal(RUN(&c, "--console", "none", "-v", "-v", "--kernel", "k"), 0);
 	assert_int_equal(c.console, CONSOLE_NONE);
-	assert_int_equal(log_get_level(), LOG_DEBUG);
+	assert_int_equal(c.verbose, 2);
+	assert_int_equal(RUN(&c, "-vvv", "--kernel", "k"), 0);
+	assert_int_equal(c.verbose, 2);
 
 	assert_int_equal(RUN(&c, "--console", "file=x", "--console", "stdio", "--kernel", "k"), 0);
 	assert_int_equal(c.console, CONSOLE_STDIO);
@@ -323,7 +331,7 @@ static void test_not_supported_yet(void **state)
 {
 	struct vm_config c;
 	char err[1024];
-	const char *opts[] = { "--config", "--api-socket" };
+	const char *opts[] = { "--api-socket" };
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		assert_int_equal(ERRS(&c, err, "--kernel", "k", opts[i], "x"), -EINVAL);
@@ -501,12 +509,15 @@ static void disk_round(void)
 	assert_int_equal(RUN(&c, "--kernel", "k", "--disk", "path=s,path=t"), 0);
 	assert_int_equal(c.ndisks, 1);
 	assert_string_equal(c.disks[0].block.path, "t");   /* the last one counts */
-	free((char *)c.disks[0].block.path);
-	/* A later option failing keeps the disks parsed so far: the caller's
-	 * to free. */
+	vm_config_free(&c);
+	/* A later option failing frees the disks parsed so far: a refused
+	 * command line leaves nothing to the caller. */
 	assert_int_equal(RUN(&c, "--kernel", "k", "--disk", "path=u", "--cpus", "0"), -EINVAL);
-	assert_int_equal(c.ndisks, 1);
-	free((char *)c.disks[0].block.path);
+	assert_int_equal(c.ndisks, 0);
+	assert_null(c.kernel);
+	assert_int_equal(RUN(&c, "--kernel", "k", "--disk", "path=u", "--cmdline", "x",
+			     "--initrd", "i", "--console", "file=f"), 0);
+	vm_config_free(&c);
 }
 
 static void test_disk_frees_path(void **state)
