@@ -223,7 +223,9 @@ enum {
 	AML_ZERO = 0x00, AML_ONE = 0x01, AML_NAME = 0x08, AML_BYTE = 0x0a, AML_WORD = 0x0b,
 	AML_DWORD = 0x0c, AML_QWORD = 0x0e, AML_SCOPE = 0x10, AML_BUFFER = 0x11,
 	AML_PACKAGE = 0x12, AML_DUAL_NAME = 0x2e, AML_MULTI_NAME = 0x2f, AML_EXT = 0x5b,
-	AML_EXT_DEVICE = 0x82, AML_ROOT = 0x5c,
+	AML_EXT_DEVICE = 0x82, AML_ROOT = 0x5c, AML_STRING = 0x0d, AML_METHOD = 0x14,
+	AML_LOCAL0 = 0x60, AML_STORE = 0x70, AML_AND = 0x7b, AML_NOTIFY = 0x86, AML_IF = 0xa0,
+	AML_EXT_OPREGION = 0x80, AML_EXT_FIELD = 0x81,
 };
 
 static void aml_insert(struct aml *a, size_t pos, const uint8_t *b, size_t n)
@@ -379,6 +381,52 @@ static void aml_buffer_close(struct aml *a, size_t start)
 	aml_close(a, start);
 }
 
+/* "text": a NUL-terminated ASCII string (20.2.3 String). */
+static void aml_string(struct aml *a, const char *text)
+{
+	aml_byte(a, AML_STRING);
+	aml_bytes(a, (const uint8_t *)text, strlen(text) + 1);
+}
+
+/* OperationRegion(name, SystemIO, port, len) */
+static void aml_opregion_io(struct aml *a, const char *name, uint16_t port, uint8_t len)
+{
+	aml_byte(a, AML_EXT);
+	aml_byte(a, AML_EXT_OPREGION);
+	aml_namestring(a, name);
+	aml_byte(a, 0x01); /* RegionSpace: SystemIO */
+	aml_int(a, port);
+	aml_int(a, len);
+}
+
+/* Field(region, ByteAcc, NoLock, WriteAsZeros) { name, 8 }: one byte-wide
+ * field at the start of the region (20.2.5.2 FieldFlags: AccessType 1,
+ * LockRule 0, UpdateRule 2). */
+static void aml_field_byte(struct aml *a, const char *region, const char *name)
+{
+	size_t f;
+	uint8_t seg[4] = { '_', '_', '_', '_' };
+
+	aml_byte(a, AML_EXT);
+	f = aml_open(a, AML_EXT_FIELD);
+	aml_namestring(a, region);
+	aml_byte(a, 0x41);
+	memcpy(seg, name, strnlen(name, 4));
+	aml_bytes(a, seg, 4);
+	aml_byte(a, 8); /* PkgLength of a NamedField: its width in bits */
+	aml_close(a, f);
+}
+
+/* Method(name, nargs, Serialized) { the caller's TermList } */
+static size_t aml_method_open(struct aml *a, const char *name, uint8_t nargs)
+{
+	size_t start = aml_open(a, AML_METHOD);
+
+	aml_namestring(a, name);
+	aml_byte(a, (uint8_t)((nargs & 7) | 0x08)); /* MethodFlags: SerializeFlag */
+	return start;
+}
+
 /* EisaId("PNP0501"): three 5-bit letters and four hex digits, stored
  * big-endian in a DWord (6.1.5). */
 static void aml_eisaid(struct aml *a, const char id[7])
@@ -407,6 +455,16 @@ static void aml_res_irq_noflags(struct aml *a, unsigned irq)
 {
 	/* IRQ descriptor without the flags byte: edge, active-high, exclusive. */
 	uint8_t d[3] = { 0x22, (uint8_t)(1u << irq), (uint8_t)((1u << irq) >> 8) };
+
+	aml_bytes(a, d, sizeof(d));
+}
+
+/* Extended Interrupt descriptor (6.4.3.6): one GSI, consumed, edge-
+ * triggered, active-high, exclusive. */
+static void aml_res_interrupt_edge(struct aml *a, uint32_t gsi)
+{
+	uint8_t d[9] = { 0x89, 6, 0, 0x03, 1, (uint8_t)gsi, (uint8_t)(gsi >> 8),
+			 (uint8_t)(gsi >> 16), (uint8_t)(gsi >> 24) };
 
 	aml_bytes(a, d, sizeof(d));
 }
@@ -535,6 +593,55 @@ static void dsdt_pci_root(struct aml *a)
 	aml_close(a, dev);
 }
 
+/* \_SB.GED_ and \_SB.PWRB: the power button of a hardware-reduced
+ * platform (devices/acpi_ged.c). Linux's evged driver requests the GSI in
+ * _CRS and, on each interrupt, evaluates _EVT with the GSI as Arg0:
+ *
+ *   Method (_EVT, 1, Serialized) {
+ *       Store (GDAT, Local0)                     // read and clear the events
+ *       If (And (Local0, ACPI_GED_EV_POWER)) { Notify (\_SB.PWRB, 0x80) }
+ *   }
+ *
+ * 0x80 on a PNP0C0C device is "button pressed" (ACPI 6.3 section 4.8.3.1). */
+static void dsdt_ged(struct aml *a)
+{
+	size_t dev = aml_device_open(a, "GED_"), crs, m, cond;
+
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_name(a, "_CRS");
+	crs = aml_buffer_open(a);
+	aml_res_interrupt_edge(a, IRQ_GED);
+	aml_res_end(a);
+	aml_buffer_close(a, crs);
+	aml_opregion_io(a, "GDST", PORT_ACPI_GED, 1);
+	aml_field_byte(a, "GDST", "GDAT");
+	m = aml_method_open(a, "_EVT", 1);
+	aml_byte(a, AML_STORE);
+	aml_namestring(a, "GDAT");
+	aml_byte(a, AML_LOCAL0);
+	cond = aml_open(a, AML_IF);
+	aml_byte(a, AML_AND);
+	aml_byte(a, AML_LOCAL0);
+	aml_int(a, ACPI_GED_EV_POWER);
+	aml_byte(a, AML_ZERO); /* Target: none (NullName) */
+	aml_byte(a, AML_NOTIFY);
+	aml_namestring(a, "\\_SB.PWRB");
+	aml_int(a, 0x80);
+	aml_close(a, cond);
+	aml_close(a, m);
+	aml_close(a, dev);
+
+	dev = aml_device_open(a, "PWRB");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0C0C");
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_close(a, dev);
+}
+
 static void dsdt_build(struct aml *a, const struct acpi_config *cfg)
 {
 	size_t sb;
@@ -544,6 +651,7 @@ static void dsdt_build(struct aml *a, const struct acpi_config *cfg)
 	dsdt_isa_device(a, "COM1", "PNP0501", PORT_COM1, 8, IRQ_COM1);
 	dsdt_isa_device(a, "RTC_", "PNP0B00", PORT_CMOS, 2, IRQ_RTC);
 	dsdt_pci_root(a);
+	dsdt_ged(a);
 	aml_close(a, sb);
 }
 

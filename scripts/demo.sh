@@ -37,6 +37,9 @@ if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 				exec 3<&-
 				[ -n "$page" ] || continue
 				echo "demo: GET http://127.0.0.1:$port/ (kvmini's port forward to the guest's port 80): $page"
+				echo "demo: kvmini ctl $out/demo-vm.sock status (the VM's control socket):"
+				"$BUILD/kvmini" ctl "$out/demo-vm.sock" status 2>&1 | grep -v '^config: \|^  \|^}' |
+					sed 's/^/demo:   /'
 				exit 0
 			done
 		) &
@@ -46,7 +49,7 @@ if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	"$BUILD/kvmini" config show -- --kernel "$kernel" --initrd "$out/guest-initrd.cpio.gz" \
 		--disk "path=$out/demo-disk.qcow2,serial=kvmini-demo" \
 		--net "user,hostfwd=tcp:127.0.0.1:$port-:80" \
-		--cpus 2 --memory 1G \
+		--cpus 2 --memory 1G --api-socket "$out/demo-vm.sock" \
 		--cmdline "console=ttyS0 quiet kvmini_test=demo kvmini_demo=$mode kvmini_demo_fwd=$port" \
 		>"$out/demo-vm.conf"
 	echo "demo: the VM's definition, $out/demo-vm.conf:"

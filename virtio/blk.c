@@ -92,8 +92,8 @@ struct blk_queue {
 	 * the disk as one request: the group being built. The queue's worker
 	 * owns it; it is empty outside drain_queue(). */
 	struct blk_req *group, *group_tail;
-	/* Statistics, written by this queue's worker only. */
-	uint64_t requests, kicks, irqs, errors, merged;
+	/* Written by this queue's worker only (STAT_INC), read anywhere. */
+	struct virtio_blk_stats st;
 };
 
 struct virtio_blk {
@@ -155,7 +155,7 @@ static void complete(struct blk_req *r, uint8_t status)
 	struct blk_queue *bq = r->bq;
 	*r->status = status;
 	if (status != VIRTIO_BLK_S_OK)
-		bq->errors++;
+		STAT_INC(bq->st.errors);
 	virtq_push(&bq->blk->vd.queues[bq->index].vq, r->elem.head, r->written + 1);
 	bq->notify_pending = true;
 	r->next_free = bq->free;
@@ -260,7 +260,7 @@ static void stage_rw(struct blk_queue *bq, struct blk_req *r)
 		g->breq.len += r->len;
 		bq->group_tail->merged = r;
 		bq->group_tail = r;
-		bq->merged++;
+		STAT_INC(bq->st.merged);
 		return;
 	}
 	send_group(bq);
@@ -350,6 +350,13 @@ static void submit(struct blk_req *r)
 		    !range_ok(b, sector, r->breq.len))
 			break;
 		r->len = r->breq.len;
+		if (r->read) {
+			STAT_INC(bq->st.reads);
+			STAT_ADD(bq->st.read_bytes, r->len);
+		} else {
+			STAT_INC(bq->st.writes);
+			STAT_ADD(bq->st.write_bytes, r->len);
+		}
 		r->merged = NULL;
 		r->breq.offset = sector * SECTOR;
 		r->breq.iov = r->data;
@@ -358,6 +365,7 @@ static void submit(struct blk_req *r)
 		stage_rw(bq, r);
 		return;
 	case VIRTIO_BLK_T_FLUSH:
+		STAT_INC(bq->st.flushes);
 		r->breq.done = io_done;
 		block_flush(b->disk, &bq->w->eng, &r->breq);
 		return;
@@ -403,7 +411,7 @@ static void drain_queue(struct blk_queue *bq)
 				break;
 			bq->free = r->next_free;
 			bq->inflight++;
-			bq->requests++;
+			STAT_INC(bq->st.requests);
 			if (n == -EPROTO) {
 				bq->free = r;
 				bq->inflight--;
@@ -470,7 +478,7 @@ static void on_kick(void *opaque, int res)
 		worker_failed(bq->w, "the kick eventfd failed", res);
 		return;
 	}
-	bq->kicks++;
+	STAT_INC(bq->st.kicks);
 	drain_queue(bq);
 	arm_kick(bq);
 }
@@ -489,7 +497,7 @@ static void flush_notify(struct blk_queue *bq)
 		return;
 	bq->notify_pending = false;
 	if (virtq_should_notify(&bq->blk->vd.queues[bq->index].vq)) {
-		bq->irqs++;
+		STAT_INC(bq->st.irqs);
 		virtio_notify_queue(&bq->blk->vd, bq->index);
 	}
 }
@@ -631,6 +639,19 @@ static int blk_start(struct virtio_dev *vd)
 	return 0;
 }
 
+/* VM pause: the workers drain what is in flight and end, exactly as at a
+ * reset, but the rings' indices stay in vd->queues; the resume starts new
+ * workers that go on from there (and pick up kicks that came meanwhile). */
+static void blk_pause(struct virtio_dev *vd)
+{
+	blk_stop(vd);
+}
+
+static int blk_resume(struct virtio_dev *vd)
+{
+	return blk_start(vd);
+}
+
 static const struct virtio_ops blk_ops = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -638,6 +659,8 @@ static const struct virtio_ops blk_ops = {
 	.features = blk_features,
 	.config_size = BLK_CONFIG_SIZE,
 	.config_read = blk_config_read,
+	.pause = blk_pause,
+	.resume = blk_resume,
 	.start = blk_start,
 	.stop = blk_stop,
 };
@@ -714,19 +737,49 @@ struct io_engine *virtio_blk_queue_engine(struct virtio_blk *b, unsigned q)
 	return &b->queues[q].w->eng;
 }
 
+void virtio_blk_get_stats(const struct virtio_blk *b, struct virtio_blk_stats *s)
+{
+	*s = (struct virtio_blk_stats){ 0 };
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		const struct virtio_blk_stats *q = &b->queues[i].st;
+		s->requests += STAT_GET(q->requests);
+		s->merged += STAT_GET(q->merged);
+		s->reads += STAT_GET(q->reads);
+		s->writes += STAT_GET(q->writes);
+		s->flushes += STAT_GET(q->flushes);
+		s->read_bytes += STAT_GET(q->read_bytes);
+		s->write_bytes += STAT_GET(q->write_bytes);
+		s->errors += STAT_GET(q->errors);
+		s->kicks += STAT_GET(q->kicks);
+		s->irqs += STAT_GET(q->irqs);
+	}
+	s->kicks_by_exit = atomic_load(&b->vd.notify_exits);
+	s->malformed = atomic_load(&b->vd.malformed);
+}
+
 void virtio_blk_print_stats(FILE *f, struct virtio_blk *b)
 {
 	for (unsigned i = 0; i < b->nqueues; i++) {
-		struct blk_queue *q = &b->queues[i];
-		if (!q->requests)
+		const struct virtio_blk_stats *q = &b->queues[i].st;
+		if (!STAT_GET(q->requests))
 			continue;
 		fprintf(f, "  %s %s q%u: %llu requests (%llu merged into others), %llu kicks, "
 			"%llu interrupts, %llu errors\r\n",
-			b->name, b->disk->path, i, (unsigned long long)q->requests,
-			(unsigned long long)q->merged, (unsigned long long)q->kicks,
-			(unsigned long long)q->irqs, (unsigned long long)q->errors);
+			b->name, b->disk->path, i, (unsigned long long)STAT_GET(q->requests),
+			(unsigned long long)STAT_GET(q->merged), (unsigned long long)STAT_GET(q->kicks),
+			(unsigned long long)STAT_GET(q->irqs), (unsigned long long)STAT_GET(q->errors));
 	}
 	fprintf(f, "  %s %s: %llu kicks by exit, %llu malformed requests\r\n", b->name,
 		b->disk->path, (unsigned long long)atomic_load(&b->vd.notify_exits),
 		(unsigned long long)atomic_load(&b->vd.malformed));
+}
+
+void virtio_blk_pause(struct virtio_blk *b)
+{
+	virtio_dev_pause(&b->vd);
+}
+
+void virtio_blk_resume(struct virtio_blk *b)
+{
+	virtio_dev_resume(&b->vd);
 }

@@ -66,11 +66,6 @@
 
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == HDR_LEN, "virtio_net_hdr_v1");
 
-/* Counters have one writer (the loop thread of their pair) and readers on
- * any thread: a relaxed load and store is enough and costs a plain add. */
-#define STAT_ADD(field, v) \
-	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
-#define STAT_INC(field) STAT_ADD(field, 1)
 
 /* One RX chain we popped and hold until a frame fills it. */
 struct rx_chain {
@@ -1118,9 +1113,10 @@ static int set_active_pairs(struct virtio_net *n, unsigned want)
 
 /* ---- start and stop (vCPU thread, vd->lock held) ------------------------------------- */
 
-static void net_stop(struct virtio_dev *vd)
+/* Takes every queue pair off its loop and stops the I/O threads: after
+ * this nothing of the device touches guest memory. */
+static void stop_pairs(struct virtio_net *n)
 {
-	struct virtio_net *n = vd->priv;
 	/* Pair 0 first: it owns the control queue, which could otherwise
 	 * switch another pair back on behind us. */
 	for (unsigned i = 0; i < n->max_pairs; i++) {
@@ -1130,10 +1126,47 @@ static void net_stop(struct virtio_dev *vd)
 	}
 	for (unsigned i = 0; i < n->max_pairs; i++) {
 		struct net_pair *p = &n->pairs[i];
-		if (n->pull)
+		if (n->pull && p->loop && p->loop != n->be->loop)
 			iothread_stop(&p->iot);
 		p->loop = NULL;
 	}
+}
+
+/* The other way: I/O threads (or the main loop) serve the pairs again,
+ * with the state the driver negotiated kept as it is. */
+static int start_pairs(struct virtio_net *n)
+{
+	struct net_backend *be = n->be;
+	int r;
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+		if (!n->pull || n->main_loop) {
+			p->loop = be->loop;
+			continue;
+		}
+		char name[16];
+		snprintf(name, sizeof(name), "%.8s-q%u", n->name, (unsigned char)i); /* i < MAX_PAIRS */
+		if ((r = iothread_start(&p->iot, name))) {
+			log_err("virtio-net %s: cannot start an I/O thread: %s", n->name, strerror(-r));
+			stop_pairs(n);
+			return r;
+		}
+		p->loop = &p->iot.loop;
+	}
+	/* Pair 0, and after a pause every pair the driver had switched on
+	 * (VQ_PAIRS_SET); at a start active_pairs is 1. */
+	for (unsigned i = 0; i < n->active_pairs && i < n->max_pairs; i++)
+		if ((r = on_loop(&n->pairs[i], true))) {
+			stop_pairs(n);
+			return r;
+		}
+	return 0;
+}
+
+static void net_stop(struct virtio_dev *vd)
+{
+	struct virtio_net *n = vd->priv;
+	stop_pairs(n);
 	/* A MAC the driver set lasts until the reset: the next boot reads the
 	 * configured one before DRIVER_OK (QEMU does the same). */
 	virtio_config_lock(vd);
@@ -1144,8 +1177,6 @@ static void net_stop(struct virtio_dev *vd)
 static int net_start(struct virtio_dev *vd)
 {
 	struct virtio_net *n = vd->priv;
-	struct net_backend *be = n->be;
-	int r;
 
 	n->features = vd->driver_features;
 	n->mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
@@ -1166,24 +1197,22 @@ static int net_start(struct virtio_dev *vd)
 		struct net_pair *p = &n->pairs[i];
 		p->rx_on = vd->queues[p->rxq].enabled;
 		p->tx_on = vd->queues[p->txq].enabled;
-		if (!n->pull || n->main_loop) {
-			p->loop = be->loop;
-			continue;
-		}
-		char name[16];
-		snprintf(name, sizeof(name), "%.8s-q%u", n->name, (unsigned char)i); /* i < MAX_PAIRS */
-		if ((r = iothread_start(&p->iot, name))) {
-			log_err("virtio-net %s: cannot start an I/O thread: %s", n->name, strerror(-r));
-			net_stop(vd);
-			return r;
-		}
-		p->loop = &p->iot.loop;
 	}
-	if ((r = on_loop(&n->pairs[0], true))) {
-		net_stop(vd);
-		return r;
-	}
-	return 0;
+	return start_pairs(n);
+}
+
+/* VM pause: the pairs stop being served, everything the driver set up
+ * (MAC, rx mode, active pairs) stays for the resume. Frames arriving
+ * meanwhile wait where back-pressure keeps them (the TAP's queue, the
+ * slirp backend's bounded one). */
+static void net_pause(struct virtio_dev *vd)
+{
+	stop_pairs(vd->priv);
+}
+
+static int net_resume(struct virtio_dev *vd)
+{
+	return start_pairs(vd->priv);
 }
 
 static const struct virtio_ops net_ops = {
@@ -1195,6 +1224,8 @@ static const struct virtio_ops net_ops = {
 	.config_read = net_config_read,
 	.start = net_start,
 	.stop = net_stop,
+	.pause = net_pause,
+	.resume = net_resume,
 };
 
 /* ---- create, free, statistics --------------------------------------------------------- */
@@ -1312,4 +1343,14 @@ void virtio_net_print_stats(FILE *f, const struct virtio_net *n)
 		U(s.rx_too_big), U(s.rx_backend_errors), U(s.tx_dropped), U(s.rx_bad_chain),
 		U(s.tx_bad_header), U(s.tx_too_big), U(s.tx_empty), U(s.tx_bad_chain),
 		U(s.ctrl_bad), U(s.ctrl_cmds), U(s.kicks_by_exit));
+}
+
+void virtio_net_pause(struct virtio_net *n)
+{
+	virtio_dev_pause(&n->vd);
+}
+
+void virtio_net_resume(struct virtio_net *n)
+{
+	virtio_dev_resume(&n->vd);
 }

@@ -18,6 +18,9 @@ int virtio_net_create(struct virtio_net **out, struct vm *vm, const struct net_c
 		      struct net_backend *be, unsigned index);
 /* Stops serving and detaches from the backend; the backend stays open. */
 void virtio_net_free(struct virtio_net *n);
+/* VM pause/resume, main thread, all vCPUs paused (virtio_dev_pause). */
+void virtio_net_pause(struct virtio_net *n);
+void virtio_net_resume(struct virtio_net *n);
 
 /* Totals over all queue pairs since the device was created (they survive
  * guest resets). Readable from any thread; each field is read on its own,

@@ -135,6 +135,7 @@ static void device_reset(struct virtio_dev *vd)
 		vd->ops->stop(vd);
 		vd->started = false;
 	}
+	vd->paused = false;
 	vd->driver_features = 0;
 	vd->device_feature_select = vd->driver_feature_select = 0;
 	vd->queue_select = 0;
@@ -433,12 +434,41 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_op
 	return 0;
 }
 
+void virtio_dev_pause(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->lock);
+	if (vd->started && !vd->paused && vd->ops->pause) {
+		vd->ops->pause(vd);
+		vd->paused = true;
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_dev_resume(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->lock);
+	if (vd->paused) {
+		vd->paused = false;
+		int r = vd->ops->resume(vd);
+		if (r) {
+			log_err("%s: cannot resume: %s; the device needs a reset", vd->ops->name,
+				strerror(-r));
+			/* Its threads are gone, so nothing else sets it now. */
+			virtio_set_needs_reset(vd);
+		}
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
 void virtio_dev_free(struct virtio_dev *vd)
 {
 	pthread_mutex_lock(&vd->lock);
 	if (vd->started) {
+		/* stop after pause is fine: both device models' stop is
+		 * idempotent on stopped workers. */
 		vd->ops->stop(vd);
 		vd->started = false;
+		vd->paused = false;
 	}
 	/* A configuration change racing with teardown then raises nothing
 	 * (virtio_config_changed checks the status under config_lock). */

@@ -25,6 +25,14 @@
 #include "devices/pci.h"
 #include "virtio/virtq.h"
 
+/* Device counters have one writer (the thread serving their queue) and
+ * readers on any thread (the control socket, --trace-exits): a relaxed
+ * load and store is enough and costs a plain add. STAT_GET reads one. */
+#define STAT_ADD(field, v) \
+	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define STAT_INC(field) STAT_ADD(field, 1)
+#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 struct vm;
 struct virtio_dev;
 
@@ -49,6 +57,12 @@ struct virtio_ops {
 	 * vd->lock held, so the threads it waits for must never take vd->lock
 	 * (they may take vd->config_lock). */
 	void (*stop)(struct virtio_dev *vd);
+	/* VM pause and resume (virtio_dev_pause): like stop and start, but
+	 * guest-visible state negotiated since DRIVER_OK (and the rings'
+	 * positions) is kept. Only called on a started device, with every vCPU
+	 * paused, under vd->lock. */
+	void (*pause)(struct virtio_dev *vd);
+	int (*resume)(struct virtio_dev *vd);
 };
 
 struct virtio_queue {
@@ -96,6 +110,7 @@ struct virtio_dev {
 	_Atomic uint8_t config_generation;
 	uint16_t queue_select;
 	bool started;             /* ops->start succeeded and ops->stop not yet called */
+	bool paused;              /* ops->pause called, ops->resume not yet */
 	unsigned num_queues;
 	struct virtio_queue queues[VIRTIO_MAX_QUEUES];
 	atomic_uint isr;          /* bit 0 queue interrupt, bit 1 config change */
@@ -114,6 +129,11 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_op
 /* Stops the device and releases eventfds. The device model's own threads
  * must be done with virtio_notify_queue and virtio_config_changed first. */
 void virtio_dev_free(struct virtio_dev *vd);
+/* VM pause/resume from the main thread while every vCPU is paused: a
+ * started device stops touching guest memory until the resume. A device
+ * that cannot resume is marked NEEDS_RESET (one line). */
+void virtio_dev_pause(struct virtio_dev *vd);
+void virtio_dev_resume(struct virtio_dev *vd);
 
 /* Whether the driver accepted feature bit `bit`. Reads driver_features
  * without a lock: device threads only run between ops->start and ops->stop,

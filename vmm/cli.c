@@ -26,7 +26,7 @@ void cli_run_usage(FILE *f)
 	      "                         [,restrict=on|off][,ipv6=on|off][,mac=MAC]]...\n"
 	      "                  [--net tap=NAME[,bridge=BRIDGE][,mac=MAC][,queues=N]]...\n"
 	      "                  [--console stdio|file=PATH|none] [--no-reboot] [--trace-exits]\n"
-	      "                  [--debug-exit] [--verbose] [--config FILE]\n"
+	      "                  [--debug-exit] [--verbose] [--config FILE] [--api-socket PATH]\n"
 	      "\n",
 	      f);
 	for (size_t i = 0; i < vm_settings_count; i++) {
@@ -60,7 +60,7 @@ static int bad(const char *opt, const char *value, const char *why)
 
 enum {
 	OPT_SETTING = 256,          /* + index into vm_settings */
-	OPT_DISK = 512, OPT_NET, OPT_CONFIG, OPT_API_SOCKET, OPT_HELP,
+	OPT_DISK = 512, OPT_NET, OPT_CONFIG, OPT_HELP,
 };
 
 #define MAX_OPTIONS 40
@@ -77,7 +77,6 @@ static void build_options(struct option *o)
 	o[n++] = (struct option){ "disk", required_argument, NULL, OPT_DISK };
 	o[n++] = (struct option){ "net", required_argument, NULL, OPT_NET };
 	o[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
-	o[n++] = (struct option){ "api-socket", required_argument, NULL, OPT_API_SOCKET };
 	o[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
 	o[n] = (struct option){ NULL, 0, NULL, 0 };
 }
@@ -204,10 +203,6 @@ int cli_parse_args(int argc, char **argv, struct vm_config *cfg, const char *bas
 		case OPT_HELP:
 			cli_run_usage(stdout);
 			r = 1;
-			break;
-		case OPT_API_SOCKET:
-			log_err("--api-socket: not supported by this version of kvmini yet");
-			r = -EINVAL;
 			break;
 		case ':':
 			log_err("option %s needs a value (see kvmini run --help)",

@@ -45,6 +45,7 @@ struct vm_config {
 	enum console_mode console;
 	char *console_path;         /* CONSOLE_FILE */
 	unsigned verbose;           /* 0 errors and warnings, 1 info, 2 debug */
+	char *api_socket;           /* --api-socket: the control socket's path, or NULL */
 	unsigned ndisks;
 	struct disk_config disks[CONFIG_MAX_DISKS];
 	unsigned nnics;             /* --net, in order: eth0, eth1, ... */

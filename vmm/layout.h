@@ -47,6 +47,12 @@
 #define PORT_ACPI_SLEEP_STS 0x601
 #define PORT_ACPI_RESET     0x602
 #define ACPI_RESET_VALUE    0x1
+/* The Generic Event Device's event register (devices/acpi_ged.c) and its
+ * interrupt: reading the register returns the pending events and clears
+ * them. Bit 0: the power button was pressed. */
+#define PORT_ACPI_GED       0x603
+#define IRQ_GED             5
+#define ACPI_GED_EV_POWER   0x1
 /* Test exit port, same place and meaning as QEMU's isa-debug-exit; only
  * present with --debug-exit (used by the micro-guest tests). */
 #define PORT_DEBUG_EXIT     0xf4

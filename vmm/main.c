@@ -14,6 +14,7 @@ struct command {
 static const struct command commands[] = {
 	{ "run", cmd_run, "boot a Linux kernel (kvmini run --help)" },
 	{ "config", cmd_config, "show or edit a VM definition file (kvmini config --help)" },
+	{ "ctl", cmd_ctl, "inspect or control a running VM (kvmini ctl --help)" },
 };
 
 static void usage(FILE *f)

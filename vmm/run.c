@@ -30,35 +30,13 @@
 #include "vmm/log.h"
 #include "vmm/trace.h"
 #include "vmm/vcpu.h"
+#include "vmm/vmm.h"
+#include "vmm/control.h"
 #include "net/backend.h"
 #include "net/slirp.h"
 #include "net/tap.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
-
-/* The VM process: what lives from start to exit, across guest reboots.
- * Only guest-visible state (struct vm: RAM, vCPUs, devices) is rebuilt per
- * boot; the event loop, the console, the signal handling, the disk images
- * and (with --net) the network backends stay, so an image stays locked and
- * a TAP or a slirp port forward survives a reboot. Owned by the main
- * thread, which runs the loop. */
-struct vmm {
-	const struct vm_config *cfg;
-	struct event_loop loop;
-	struct console *console;
-	struct event_source stop_src, signal_src, input_src;
-	struct block *disks[CONFIG_MAX_DISKS];      /* one per --disk, opened once */
-	unsigned ndisks;
-	struct net_backend *nets[CONFIG_MAX_NICS];  /* one per --net, opened once */
-	unsigned nnets;
-	struct vm vm;              /* the current boot; vm.uart is NULL between boots */
-	uint8_t pending[64];       /* console input the UART could not take yet */
-	size_t npending, pending_off;
-	bool input_eof;
-	/* The UART's rx_ready comes from a vCPU thread: it posts this. */
-	struct evloop_work rx_ready_work;
-	atomic_bool rx_ready_posted;
-};
 
 static void uart_set_irq(void *ctx, int level)
 {
@@ -98,6 +76,8 @@ static int add_devices(struct vmm *m)
 		r = i8042_register(vm);
 	if (!r)
 		r = acpi_pm_register(vm);
+	if (!r)
+		r = acpi_ged_register(vm);
 	if (!r && vm->cfg->debug_exit)
 		r = debug_exit_register(vm);
 	if (!r) {
@@ -326,6 +306,23 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Every vCPU has parked: now the devices stop touching guest memory, and
+ * the pause is complete. A pause overtaken by a stop is dropped. */
+static void on_paused(void *ctx)
+{
+	struct vmm *m = ctx;
+	if (m->state != VMM_PAUSING)
+		return;
+	for (unsigned i = 0; i < m->vm.ndisks; i++)
+		virtio_blk_pause(m->vm.disks[i]);
+	for (unsigned i = 0; i < m->vm.nnics; i++)
+		virtio_net_pause(m->vm.nics[i]);
+	m->state = VMM_PAUSED;
+	log_info("guest paused");
+	if (m->control)
+		control_paused(m->control);
+}
+
 /* Runs the event loop until a stop is requested. */
 static void wait_for_stop(struct vmm *m)
 {
@@ -381,8 +378,17 @@ static int boot_once(struct vmm *m, const struct boot_image *img, bool *input_er
 		r = vcpu_start(&vm->vcpus[i]);
 	if (r)
 		vm_request_stop(vm, VM_STOP_ERROR);
+	m->boots++;
+	m->state = VMM_RUNNING;
 	wait_for_stop(m);
+	/* A paused guest stops too: its devices serve again so that the
+	 * teardown finds them as it always does. */
+	vmm_resume(m);
+	if (m->state == VMM_PAUSING && m->control)
+		control_pause_failed(m->control, "the guest stopped or rebooted before it paused");
+	m->state = VMM_BOOTING;
 	vcpus_stop_and_join(vm, &m->loop);
+	evloop_run_once(&m->loop, 0);   /* a pause completion posted meanwhile */
 	uart_flush(vm->uart);
 	if (cfg->trace_exits) {
 		trace_print_exits(stderr, vm, now_seconds() - t0);
@@ -476,6 +482,8 @@ static int run_config(const struct vm_config *cfg)
 	}
 	m->cfg = cfg;
 	m->rx_ready_work = (struct evloop_work){ .fn = on_rx_ready, .ctx = m };
+	m->paused_work = (struct evloop_work){ .fn = on_paused, .ctx = m };
+	m->started_at = now_seconds();
 	m->vm.stop_fd = -1;
 	r = console_open(&m->console, cfg->console, cfg->console_path);
 	if (r) {
@@ -497,6 +505,10 @@ static int run_config(const struct vm_config *cfg)
 	bool backend_input_error = false;
 	if (open_disks(m, &backend_input_error) || open_backends(m, &backend_input_error)) {
 		status = backend_input_error ? EXIT_USAGE : EXIT_FAILURE_VM;
+		goto done;
+	}
+	if (cfg->api_socket && (r = control_open(&m->control, m, cfg->api_socket))) {
+		status = r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE_VM;
 		goto done;
 	}
 	for (unsigned boots = 1;; boots++) {
@@ -526,6 +538,8 @@ static int run_config(const struct vm_config *cfg)
 		break;
 	}
 done:
+	evloop_timer_cancel(&m->loop, &m->shutdown_timer);
+	control_close(m->control);
 	close_backends(m);
 	close_disks(m);
 	evloop_del(&m->loop, &m->input_src);

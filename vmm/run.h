@@ -5,5 +5,7 @@
 int cmd_run(int argc, char **argv);
 /* `kvmini config show|edit ...` (vmm/config_cmd.c). */
 int cmd_config(int argc, char **argv);
+/* `kvmini ctl SOCKET COMMAND [--json]` (vmm/ctl_cmd.c). */
+int cmd_ctl(int argc, char **argv);
 
 #endif

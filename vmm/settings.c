@@ -281,6 +281,18 @@ static void show_verbose(const struct vm_config *c, FILE *f)
 	fprintf(f, "verbose = %u\n", c->verbose);
 }
 
+static int set_api_socket(struct vm_config *c, const char *v, const struct setting_src *s,
+			  char *why)
+{
+	return set_string(&c->api_socket, v, true, s, why);
+}
+
+static void show_api_socket(const struct vm_config *c, FILE *f)
+{
+	if (c->api_socket)
+		fprintf(f, "api-socket = %s\n", c->api_socket);
+}
+
 const struct vm_setting vm_settings[] = {
 	{ "kernel", "PATH", "Linux bzImage or ELF vmlinux with a PVH note (required)", 0,
 	  set_kernel, show_kernel },
@@ -302,6 +314,8 @@ const struct vm_setting vm_settings[] = {
 	  SETTING_NOARG, set_debug_exit, show_debug_exit },
 	{ "verbose", NULL, "more messages (repeat for debug; in a file: 0, 1 or 2)",
 	  SETTING_COUNT, set_verbose, show_verbose },
+	{ "api-socket", "PATH", "control socket for kvmini ctl (docs/control.md)", 0,
+	  set_api_socket, show_api_socket },
 };
 const size_t vm_settings_count = sizeof(vm_settings) / sizeof(vm_settings[0]);
 
@@ -561,6 +575,7 @@ void vm_config_free(struct vm_config *c)
 	free(c->initrd);
 	free(c->cmdline);
 	free(c->console_path);
+	free(c->api_socket);
 	for (unsigned i = 0; i < c->ndisks && i < CONFIG_MAX_DISKS; i++)
 		disk_config_free(&c->disks[i]);
 	vm_config_init(c);

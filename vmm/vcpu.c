@@ -181,6 +181,14 @@ void vcpu_dump_registers(struct vcpu *v)
 		s.efer);
 }
 
+/* Single writer: a relaxed load and store, no locked add per exit. */
+static inline void count_exit(struct vcpu *v, enum vcpu_exit_kind k)
+{
+	atomic_store_explicit(&v->exits[k],
+			      atomic_load_explicit(&v->exits[k], memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static void crash(struct vcpu *v, const char *what)
 {
 	log_err("vCPU %d: %s", v->id, what);
@@ -196,7 +204,7 @@ static bool handle_exit(struct vcpu *v)
 	char msg[128];
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
-		v->exits[EXITK_IO]++;
+		count_exit(v, EXITK_IO);
 		uint8_t *data = (uint8_t *)run + run->io.data_offset;
 		uint32_t size = run->io.size;
 		/* rep ins/outs arrive as count elements back to back. */
@@ -208,23 +216,23 @@ static bool handle_exit(struct vcpu *v)
 		return true;
 	}
 	case KVM_EXIT_MMIO:
-		v->exits[EXITK_MMIO]++;
+		count_exit(v, EXITK_MMIO);
 		if (run->mmio.len <= sizeof(run->mmio.data))
 			bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 				     run->mmio.is_write);
 		return true;
 	case KVM_EXIT_HLT:
-		v->exits[EXITK_HLT]++;
+		count_exit(v, EXITK_HLT);
 		return true;
 	case KVM_EXIT_INTR:
-		v->exits[EXITK_INTR]++;
+		count_exit(v, EXITK_INTR);
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		v->exits[EXITK_SHUTDOWN]++;
+		count_exit(v, EXITK_SHUTDOWN);
 		crash(v, "triple fault (KVM_EXIT_SHUTDOWN)");
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
-		v->exits[EXITK_SYSTEM_EVENT]++;
+		count_exit(v, EXITK_SYSTEM_EVENT);
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:
 			vm_request_stop(vm, VM_STOP_POWEROFF);
@@ -238,13 +246,13 @@ static bool handle_exit(struct vcpu *v)
 			return false;
 		}
 	case KVM_EXIT_INTERNAL_ERROR:
-		v->exits[EXITK_INTERNAL_ERROR]++;
+		count_exit(v, EXITK_INTERNAL_ERROR);
 		snprintf(msg, sizeof(msg), "KVM internal error, suberror %u",
 			 run->internal.suberror);
 		crash(v, msg);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		v->exits[EXITK_FAIL_ENTRY]++;
+		count_exit(v, EXITK_FAIL_ENTRY);
 		snprintf(msg, sizeof(msg), "VM entry failed, hardware reason 0x%llx",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		crash(v, msg);
@@ -252,10 +260,27 @@ static bool handle_exit(struct vcpu *v)
 	default:
 		break;
 	}
-	v->exits[EXITK_OTHER]++;
+	count_exit(v, EXITK_OTHER);
 	snprintf(msg, sizeof(msg), "unhandled exit reason %u", run->exit_reason);
 	crash(v, msg);
 	return false;
+}
+
+/* The vCPU is out of KVM_RUN and stays out until the resume (or a stop).
+ * On the way back it tells KVM it was stopped on purpose, so the guest's
+ * soft-lockup and RCU-stall watchdogs don't count the pause against it. */
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&vm->pause_lock);
+	if (++vm->npaused == vm->nstarted && vm->pause_done)
+		evloop_post(vm->pause_loop, vm->pause_done);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&v->kick))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->npaused--;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		log_debug("vCPU %d: KVM_KVMCLOCK_CTRL: %s", v->id, strerror(errno));
 }
 
 static void *vcpu_thread(void *arg)
@@ -270,6 +295,10 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 
 	while (!atomic_load(&v->kick)) {
+		if (atomic_load_explicit(&v->vm->pause_req, memory_order_acquire)) {
+			park(v);
+			continue;
+		}
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
@@ -299,16 +328,54 @@ int vcpu_start(struct vcpu *v)
 	return 0;
 }
 
-void vcpus_stop_and_join(struct vm *vm, struct event_loop *loop)
+static void kick_all(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (!v->thread_started)
 			continue;
-		atomic_store(&v->kick, true);
 		v->run->immediate_exit = 1;
 		pthread_kill(v->thread, KICK_SIGNAL);
 	}
+}
+
+void vcpus_pause(struct vm *vm, struct event_loop *loop, struct evloop_work *done)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, true);
+	vm->pause_loop = loop;
+	vm->pause_done = done;
+	vm->nstarted = 0;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vm->nstarted += vm->vcpus[i].thread_started;
+	bool all = vm->npaused == vm->nstarted;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (all)
+		evloop_post(loop, done);
+	else
+		kick_all(vm);
+}
+
+void vcpus_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	vm->pause_done = NULL;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vcpus_stop_and_join(struct vm *vm, struct event_loop *loop)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].thread_started)
+			atomic_store(&vm->vcpus[i].kick, true);
+	kick_all(vm);
+	/* A parked vCPU waits for the resume: wake it to see the kick. */
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_done = NULL;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (!v->thread_started)

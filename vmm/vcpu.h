@@ -16,6 +16,14 @@ struct event_loop;
  * running it meanwhile (this thread must own it): a vCPU may be waiting in
  * evloop_call for that loop (a device being reset), and would never exit. */
 void vcpus_stop_and_join(struct vm *vm, struct event_loop *loop);
+struct evloop_work;
+/* Pause: every started vCPU leaves KVM_RUN and parks; when the last one
+ * has, done is posted to loop (at once if they all are already). Main
+ * thread only. A vCPU busy in a device call that waits for the loop parks
+ * after the loop served it, hence no waiting here. */
+void vcpus_pause(struct vm *vm, struct event_loop *loop, struct evloop_work *done);
+/* Lets parked vCPUs run again (KVM_KVMCLOCK_CTRL on the way). */
+void vcpus_resume(struct vm *vm);
 void vcpu_destroy(struct vcpu *v);
 /* Writes the vCPU's registers to stderr (crash reports). */
 void vcpu_dump_registers(struct vcpu *v);

@@ -181,6 +181,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	vm->ncpus = cfg->cpus;
 	atomic_init(&vm->stop_reason, VM_RUNNING);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 
@@ -233,10 +235,12 @@ void vm_destroy(struct vm *vm)
 	/* The platform devices hold no resources beyond their allocation. */
 	free(vm->i8042);
 	free(vm->acpi_pm);
+	free(vm->acpi_ged);
 	free(vm->debug_exit);
 	vm->cpuid = NULL;
 	vm->i8042 = NULL;
 	vm->acpi_pm = NULL;
+	vm->acpi_ged = NULL;
 	vm->debug_exit = NULL;
 	vm->ram = NULL;
 	vm->stop_fd = vm->vm_fd = vm->kvm_fd = -1;

@@ -21,10 +21,13 @@ struct uart;
 struct rtc;
 struct i8042;
 struct acpi_pm;
+struct acpi_ged;
 struct debug_exit;
 struct pci_bus;
 struct virtio_blk;
 struct virtio_net;
+struct event_loop;
+struct evloop_work;
 
 /* Why the VM stopped; the first reason recorded wins. */
 enum vm_stop {
@@ -35,6 +38,7 @@ enum vm_stop {
 	VM_STOP_DEBUG_EXIT, /* test exit port: status in vm->debug_exit_status */
 	VM_STOP_CRASH,      /* triple fault, internal error, unhandled exit: exit 1 */
 	VM_STOP_ERROR,      /* VMM or device failure: exit 1 */
+	VM_STOP_SHUTDOWN_TIMEOUT, /* the power button's deadline passed: exit 1 */
 };
 
 /* Exit reasons counted per vCPU for --trace-exits. */
@@ -52,7 +56,9 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool kick;
-	uint64_t exits[EXITK_COUNT]; /* written only by this vCPU's thread */
+	/* Written only by this vCPU's thread (relaxed), read by any thread
+	 * (the control socket's stats) */
+	_Atomic uint64_t exits[EXITK_COUNT];
 };
 
 struct vm {
@@ -79,6 +85,7 @@ struct vm {
 	struct rtc *rtc;
 	struct i8042 *i8042;
 	struct acpi_pm *acpi_pm;
+	struct acpi_ged *acpi_ged;
 	struct debug_exit *debug_exit;
 	struct pci_bus *pci;
 	unsigned ndisks;
@@ -93,6 +100,17 @@ struct vm {
 	int stop_fd;               /* eventfd */
 	int debug_exit_status;
 	pthread_mutex_t irq_lock;  /* serialises KVM_IRQ_LINE from devices */
+
+	/* Pause protocol (vcpus_pause): the main thread sets pause_req and
+	 * kicks; each vCPU thread parks in pause_cond, counted in npaused; the
+	 * last one to park posts pause_done to the main loop. All under
+	 * pause_lock. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pause_req;     /* read unlocked by vCPUs before each KVM_RUN */
+	unsigned npaused, nstarted;
+	struct event_loop *pause_loop;
+	struct evloop_work *pause_done;
 };
 
 /* The only way to turn a guest physical address into a pointer: NULL unless

@@ -219,7 +219,8 @@ if [ ! -s "$OUT/guest-kernels.cpio.gz" ] || [ "$KERNEL" -nt "$OUT/guest-kernels.
 fi
 
 GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-	virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 crc32c_generic ext4"
+	virtio_blk failover net_failover virtio_net crc16 mbcache jbd2 crc32c_generic ext4
+	button evdev isofs"
 HOST_MODULES="irqbypass ccp kvm kvm_amd tun llc stp bridge veth
 	virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 	netfs fscache 9pnet 9pnet_virtio 9p"

@@ -199,6 +199,7 @@ case_limit() {
 	# net-*: the first one sets up the bridge, the outside machine and the HTTP servers
 	net-reboot) echo $((CASE_TIMEOUT * 2 + 85)) ;;
 	net-two-guests) echo $((CASE_TIMEOUT * 2 + 145)) ;;
+	control) echo $((CASE_TIMEOUT * 2 + 110)) ;;
 	net-*) echo $((CASE_TIMEOUT + 85)) ;;
 	*) echo $((CASE_TIMEOUT + 25)) ;;
 	esac
@@ -648,6 +649,31 @@ check_nfs_share() {
 	done
 }
 
+# check_control: the control socket and the power button (testhost-init, case control).
+check_control() {
+	local c=control a b n
+	[ "$(hk $c status-boots)" = 2 ] && [ "$(hk $c status-state)" = running ] ||
+		{ echo "status on the second boot: boots $(hk $c status-boots), state $(hk $c status-state), expected 2 and running: $(grep '^ctl' "$CASEDIR/$c.host" | head -4 | tr '\n' ' ')"; return; }
+	[ "$(hn $c stats-io)" -gt 0 ] && [ "$(hn $c stats-disk-reads)" -gt 0 ] ||
+		{ echo "stats: io exits $(hk $c stats-io), disk reads $(hk $c stats-disk-reads), expected both above 0"; return; }
+	a=$(hn $c ticks-paused-start) b=$(hn $c ticks-paused-end) n=$(hn $c ticks-resumed)
+	[ "$a" -gt 0 ] && [ "$a" = "$b" ] ||
+		{ echo "the guest's counter moved while paused: $a ticks, then $b after 5 s"; return; }
+	[ "$n" -gt "$b" ] || { echo "the guest's counter did not go on after resume: $b, then $n"; return; }
+	grep -q '^ctl status -> rc=0' "$CASEDIR/$c.host" && grep -q '^ctl-out: state: paused' "$CASEDIR/$c.host" ||
+		{ echo "status while paused did not say paused"; return; }
+	grep -q '^ctl shutdown --timeout 120 -> rc=0' "$CASEDIR/$c.host" ||
+		{ echo "kvmini ctl shutdown failed: $(grep -A2 '^ctl shutdown' "$CASEDIR/$c.host" | tr '\n' ' ')"; return; }
+	[ "$(count $c out 'KVMINI-GUEST: power-button-device=/dev/input/')" = 1 ] ||
+		{ echo "the guest found no Power Button input device: $(gline $c power-button-device)"; return; }
+	# EV_KEY (1) KEY_POWER (116): the event the button driver reports for Notify 0x80
+	[ "$(count $c out 'KVMINI-GUEST: power button pressed \(01007400\)')" = 1 ] ||
+		{ echo "the guest did not see the power button press: $(gline $c 'power button')"; return; }
+	[ "$(count $c out 'KVMINI-GUEST: powering off after the power button')" = 1 ] ||
+		{ echo "the guest did not power off after the button"; return; }
+	[ "$(hk $c socket-after-exit)" = 0 ] || echo "the control socket was left behind"
+}
+
 # --- the net cases ---
 # hk NAME KEY: a KEY=value word anywhere in the case's host stream (the first one)
 hk() {
@@ -974,6 +1000,10 @@ check_case() {
 		why=$(expect_boot "$c" net 2 2)
 		[ -n "$why" ] || why=$(check_modules $c)
 		[ -n "$why" ] || why=$(check_net_reboot) ;;
+	control)
+		why=$(expect_boot "$c" control 2 2)
+		[ -n "$why" ] || why=$(check_modules $c)
+		[ -n "$why" ] || why=$(check_control) ;;
 	trace-exits)
 		why=$(expect_boot "$c" poweroff 1 1)
 		if [ -z "$why" ]; then

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,15 @@ struct dsdt_found {
 	uint64_t com1_hid, com1_uid;
 	uint8_t crs[32];
 	size_t crs_len;
+	/* \_SB.GED_ and \_SB.PWRB, the power button */
+	bool in_ged, in_pwrb, pwrb;
+	char ged_hid[16];
+	uint8_t ged_crs[32];
+	size_t ged_crs_len;
+	uint64_t pwrb_hid;
+	bool region_ok, field_ok;
+	uint8_t evt[64];      /* _EVT's flags byte and body */
+	size_t evt_len;
 };
 
 static size_t pkglen(const uint8_t *p, size_t *val)
@@ -166,6 +176,14 @@ static size_t data_object(const uint8_t *p, const uint8_t *end, const char *name
 		assert_int_equal(off, 1 + len);
 		return off;
 	}
+	if (p[0] == 0x0d) { /* String */
+		const uint8_t *nul = memchr(p + 1, 0, (size_t)(end - p - 1));
+
+		assert_non_null(nul);
+		if (f->in_ged && !strcmp(name, "_HID") && (size_t)(nul - p) <= sizeof(f->ged_hid))
+			memcpy(f->ged_hid, p + 1, (size_t)(nul - p));
+		return (size_t)(nul - p) + 1;
+	}
 	if (p[0] == 0x11) { /* Buffer */
 		n = pkglen(p + 1, &len);
 		assert_true(p + 1 + len <= end);
@@ -175,11 +193,17 @@ static size_t data_object(const uint8_t *p, const uint8_t *end, const char *name
 			memcpy(f->crs, p + off, v);
 			f->crs_len = v;
 		}
+		if (f->in_ged && !strcmp(name, "_CRS") && v <= sizeof(f->ged_crs)) {
+			memcpy(f->ged_crs, p + off, v);
+			f->ged_crs_len = v;
+		}
 		return 1 + len;
 	}
 	off = integer(p, &v);
 	if (!strcmp(name, "_HID")) {
-		if (f->in_pci0)
+		if (f->in_pwrb)
+			f->pwrb_hid = v;
+		else if (f->in_pci0)
 			f->pci0_hid = v;
 		else if (f->in_com1)
 			f->com1_hid = v;
@@ -203,13 +227,51 @@ static void term_list(const uint8_t *p, const uint8_t *end, struct dsdt_found *f
 		if (p[0] == 0x08) { /* NameOp NameString DataRefObject */
 			p += 1 + namestring(p + 1, end, name);
 			p += data_object(p, end, name, f);
+		} else if (p[0] == 0x5b && p[1] == 0x80) { /* OperationRegion */
+			uint64_t off, rlen;
+
+			p += 2 + namestring(p + 2, end, name);
+			uint8_t space = *p++;
+			p += integer(p, &off);
+			p += integer(p, &rlen);
+			assert_true(f->in_ged);
+			f->region_ok = !strcmp(name, "GDST") && space == 1 && off == PORT_ACPI_GED &&
+				       rlen == 1;
+		} else if (p[0] == 0x5b && p[1] == 0x81) { /* Field: one byte-wide field */
+			n = pkglen(p + 2, &len);
+			const uint8_t *fend = p + 2 + len;
+
+			assert_true(fend <= end);
+			n += namestring(p + 2 + n, fend, name);
+			const uint8_t *q = p + 2 + n;
+			assert_true(f->in_ged);
+			f->field_ok = !strcmp(name, "GDST") && q + 6 == fend && q[0] == 0x41 &&
+				      !memcmp(q + 1, "GDAT", 4) && q[5] == 8;
+			p = fend;
+		} else if (p[0] == 0x14) { /* Method: kept whole, compared below */
+			n = pkglen(p + 1, &len);
+			const uint8_t *mend = p + 1 + len;
+
+			assert_true(mend <= end);
+			n += namestring(p + 1 + n, mend, name);
+			assert_true(f->in_ged);
+			assert_string_equal(name, "_EVT");
+			f->evt_len = (size_t)(mend - (p + 1 + n));
+			assert_true(f->evt_len <= sizeof(f->evt));
+			memcpy(f->evt, p + 1 + n, f->evt_len);
+			p = mend;
 		} else if (p[0] == 0x10 || (p[0] == 0x5b && p[1] == 0x82)) { /* Scope, Device */
 			const uint8_t *body = p + (p[0] == 0x5b ? 2 : 1);
 
 			n = pkglen(body, &len);
 			assert_true(body + len <= end);
 			n += namestring(body + n, body + len, name);
-			bool was_com1 = f->in_com1, was_pci0 = f->in_pci0;
+			bool was_com1 = f->in_com1, was_pci0 = f->in_pci0, was_ged = f->in_ged,
+			     was_pwrb = f->in_pwrb;
+			if (!strcmp(name, "GED_"))
+				f->in_ged = true;
+			if (!strcmp(name, "PWRB"))
+				f->pwrb = f->in_pwrb = true;
 			if (!strcmp(name, "COM1"))
 				f->com1 = f->in_com1 = true;
 			if (!strcmp(name, "PCI0"))
@@ -219,6 +281,8 @@ static void term_list(const uint8_t *p, const uint8_t *end, struct dsdt_found *f
 			term_list(body + n, body + len, f);
 			f->in_com1 = was_com1;
 			f->in_pci0 = was_pci0;
+			f->in_ged = was_ged;
+			f->in_pwrb = was_pwrb;
 			p = body + len;
 		} else {
 			fail_msg("unexpected AML opcode 0x%02x", p[0]);
@@ -288,6 +352,29 @@ static void check_dsdt(uint64_t gpa)
 	assert_int_equal(f.pci0_hid, 0x030ad041); /* EisaId("PNP0A03") */
 	assert_int_equal(f.prt_entries, 31 * 4);
 	assert_true(f.prt_ok);
+	/* The power button: a GED whose _EVT reads the event register and
+	 * notifies PWRB (ACPI 6.3 sections 5.6.9 and 4.8.3.1). */
+	static const uint8_t ged_crs[] = {
+		0x89, 0x06, 0x00, 0x03, 0x01, IRQ_GED, 0, 0, 0, /* Interrupt(Consumer, Edge, High) */
+		0x79, 0x00,
+	};
+	static const uint8_t evt[] = {
+		0x09,                                   /* 1 argument, Serialized */
+		0x70, 'G', 'D', 'A', 'T', 0x60,         /* Store (GDAT, Local0) */
+		0xa0, 0x12,                             /* If, PkgLength 18 */
+		0x7b, 0x60, 0x01, 0x00,                 /* And (Local0, One, ) */
+		0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'P', 'W', 'R', 'B', /* Notify (\_SB.PWRB, */
+		0x0a, 0x80,                             /* 0x80) */
+	};
+	assert_string_equal(f.ged_hid, "ACPI0013");
+	assert_int_equal(f.ged_crs_len, sizeof(ged_crs));
+	assert_memory_equal(f.ged_crs, ged_crs, sizeof(ged_crs));
+	assert_true(f.region_ok);
+	assert_true(f.field_ok);
+	assert_int_equal(f.evt_len, sizeof(evt));
+	assert_memory_equal(f.evt, evt, sizeof(evt));
+	assert_true(f.pwrb);
+	assert_int_equal(f.pwrb_hid, 0x0c0cd041); /* EisaId("PNP0C0C") */
 }
 
 static void check_madt(const uint8_t *t, uint32_t len, unsigned ncpus)
@@ -453,6 +540,69 @@ static void test_invalid(void **state)
 	assert_int_equal(acpi_build(mem, sizeof(mem), 0xd0000, &cfg, &rsdp), -EINVAL);
 }
 
+/* The DSDT through an independent reader: ACPICA's disassembler (iasl, as
+ * in Debian's acpica-tools), which rejects AML it cannot parse, must give
+ * back the power button as written in boot/acpi.c. */
+static void test_dsdt_iasl(void **state)
+{
+	struct acpi_config cfg = { .ncpus = 2 };
+	uint64_t rsdp = 0;
+	uint32_t len;
+	char dir[] = "/tmp/kvmini-acpi-XXXXXX", path[64], cmd[256];
+
+	if (system("iasl -v >/dev/null 2>&1") != 0) {
+		print_message("iasl (acpica-tools) is not installed: cannot disassemble\n");
+		skip();
+	}
+	assert_int_equal(acpi_build(mem, sizeof(mem), LAYOUT_ACPI_BASE, &cfg, &rsdp), 0);
+	const uint8_t *x = table(rd(gp(rsdp, 36) + 24, 8), "XSDT", &len);
+	const uint8_t *fadt = NULL;
+	for (uint32_t off = 36; off < len; off += 8)
+		if (!memcmp(gp(rd(x + off, 8), 4), "FACP", 4))
+			fadt = gp(rd(x + off, 8), 276);
+	assert_non_null(fadt);
+	const uint8_t *dsdt = table(rd(fadt + 140, 8), "DSDT", &len);
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(dsdt, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.dat >iasl.log 2>&1", dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/dsdt.dsl", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	static char dsl[256 * 1024];
+	size_t n = fread(dsl, 1, sizeof(dsl) - 1, f);
+	fclose(f);
+	dsl[n] = 0;
+	static const char *const want[] = {
+		"Device (GED)",
+		"Name (_HID, \"ACPI0013\"",
+		"Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
+		"0x00000005,",
+		"OperationRegion (GDST, SystemIO, 0x0603, One)",
+		"Field (GDST, ByteAcc, NoLock, WriteAsZeros)",
+		"GDAT,   8",
+		"Method (_EVT, 1, Serialized)",
+		"Local0 = GDAT",
+		"If ((Local0 & One))",
+		"Notify (\\_SB.PWRB, 0x80)",
+		"Device (PWRB)",
+		"Name (_HID, EisaId (\"PNP0C0C\")",
+		"Name (_HID, EisaId (\"PNP0501\")",
+		"Name (_HID, EisaId (\"PNP0A03\")",
+		"Name (_S5, Package (0x04)",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(dsl, want[i]))
+			fail_msg("iasl's disassembly lacks '%s' (see %s)", want[i], path);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_cpus_300),
 		cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_dsdt_iasl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -313,6 +313,7 @@ static void test_every_flag_has_a_key(void **state)
 		vm_config_init(&c);
 		c.kernel = strdup("/k");
 		c.initrd = strdup("/i");
+		c.api_socket = strdup("/run/vm.sock");
 		char *text = show_text(&c);
 		vm_config_free(&c);
 		char want[64];
