@@ -54,10 +54,25 @@ cd "$W"
 say "1/6 debootstrap $SUITE (minbase + systemd, cloud-init, openssh-server) into $W/rootfs"
 if [ ! -e rootfs.done ]; then
 	rm -rf rootfs rootfs.done
-	debootstrap --variant=minbase \
-		--include=systemd,systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,cloud-init,cloud-guest-utils,openssh-server,ifupdown,isc-dhcp-client,e2fsprogs,fdisk,iproute2,procps,sudo,ca-certificates \
-		"$SUITE" rootfs "$MIRROR" >debootstrap.log 2>&1 ||
+	# debootstrap's own resolver does not follow virtual packages (cloud-init's
+	# python3-cryptography needs one), so it lays down minbase and apt does the rest.
+	debootstrap --variant=minbase "$SUITE" rootfs "$MIRROR" >debootstrap.log 2>&1 ||
 		{ tail -n 20 debootstrap.log >&2; die "debootstrap failed (log: $W/debootstrap.log)"; }
+	mount -t proc proc rootfs/proc
+	mount -t sysfs sysfs rootfs/sys
+	mount --bind /dev rootfs/dev
+	trap 'umount rootfs/dev rootfs/sys rootfs/proc 2>/dev/null || true' EXIT
+	# No service starts inside the chroot.
+	printf '#!/bin/sh\nexit 101\n' >rootfs/usr/sbin/policy-rc.d
+	chmod +x rootfs/usr/sbin/policy-rc.d
+	chroot rootfs env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools cloud-init \
+		cloud-guest-utils openssh-server ifupdown isc-dhcp-client e2fsprogs fdisk iproute2 \
+		procps sudo ca-certificates >>debootstrap.log 2>&1 ||
+		{ tail -n 20 debootstrap.log >&2; die "apt-get install in the chroot failed (log: $W/debootstrap.log)"; }
+	rm -f rootfs/usr/sbin/policy-rc.d
+	umount rootfs/dev rootfs/sys rootfs/proc
+	trap - EXIT
 	# The root file system by label, so the same image works whatever the disk's name.
 	echo "LABEL=vm-root / ext4 defaults,errors=remount-ro 0 1" >rootfs/etc/fstab
 	# cloud-init: only NoCloud (the seed), no waiting for cloud metadata servers.
