@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "vmm/log.h"
+#include "vmm/cli.h"
 
 /* Long enough for every key with NET_MAX_HOSTFWD rules of the longest
  * form; a longer text is a mistake, not a configuration. */
@@ -52,21 +53,6 @@ static const char *ip_str(uint32_t host_order, char buf[INET_ADDRSTRLEN])
 {
 	struct in_addr a = { .s_addr = htonl(host_order) };
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
-}
-
-/* Decimal only, no sign, no spaces: "0x16" or "+22" are typos here. */
-static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	if (!*s || strlen(s) > 10)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!isdigit((unsigned char)*p))
-			return false;
-	unsigned long v = strtoul(s, NULL, 10);
-	if (v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 static int prefix_len(uint32_t mask)
@@ -118,7 +104,7 @@ static const char *parse_cidr(const char *val, uint32_t *net, uint32_t *mask)
 		return "not an IPv4 network (e.g. net=10.0.3.0/24)";
 	if (!slash) {
 		m = classful_mask(a);
-	} else if (parse_uint(slash, 99, &p)) {
+	} else if (parse_decimal(slash, 99, &p)) {
 		if (p < 1 || p > 30)
 			return "prefix must be 1 to 30 (a /31 or /32 leaves no room for host, DNS and guest)";
 		m = 0xffffffffu << (32 - p);
@@ -208,7 +194,7 @@ static const char *port_why(const char *what, const char *s, bool host)
 {
 	static __thread char why[160];
 	unsigned long v;
-	if (!parse_uint(s, 65535, &v) || (v == 0 && !host))
+	if (!parse_decimal(s, 65535, &v) || (v == 0 && !host))
 		snprintf(why, sizeof(why), "bad %s port (1 to 65535)", what);
 	else if (v == 0)
 		/* QEMU lets the host pick one; nothing in kvmini could tell you
@@ -476,7 +462,7 @@ static int finish_tap(struct net_config *c, const char *vals[K_COUNT], char *why
 	}
 	if (vals[K_QUEUES]) {
 		unsigned long q;
-		if (!parse_uint(vals[K_QUEUES], NET_MAX_QUEUES, &q) || q < 1)
+		if (!parse_decimal(vals[K_QUEUES], NET_MAX_QUEUES, &q) || q < 1)
 			return bad(why, "queues=%s: must be 1 to %d", vals[K_QUEUES], NET_MAX_QUEUES);
 		c->queues = (unsigned)q;
 	}

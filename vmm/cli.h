@@ -1,6 +1,7 @@
 #ifndef KVMINI_CLI_H
 #define KVMINI_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -9,6 +10,9 @@
 /* "512M", "2G", "1024": K/M/G/T are powers of 1024, a bare number is bytes.
  * 0 or -EINVAL (not a size) / -ERANGE (overflows 64 bits). (vmm/settings.c) */
 int parse_size(const char *s, uint64_t *out);
+/* A decimal number up to max: digits only, no sign, no spaces ("0x10",
+ * "+22" and " 2" are typos), at most 10 of them. (vmm/settings.c) */
+bool parse_decimal(const char *s, unsigned long max, unsigned long *out);
 /* Parses `kvmini run` options into a fresh *cfg: a --config file first,
  * then every flag on top of it, then vm_config_validate. 0: ready to run
  * (the caller owns cfg: vm_config_free); 1: --help was printed; -EINVAL: a

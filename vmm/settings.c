@@ -103,8 +103,7 @@ static int set_onoff(bool *field, const char *v, char *why)
 	return 0;
 }
 
-/* Decimal, no sign, no spaces: "0x10" or " 2" are typos. */
-static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+bool parse_decimal(const char *s, unsigned long max, unsigned long *out)
 {
 	if (!*s || strlen(s) > 10)
 		return false;
@@ -161,7 +160,7 @@ static int set_cpus(struct vm_config *c, const char *v, const struct setting_src
 {
 	(void)s;
 	unsigned long n;
-	if (!parse_uint(v, 99999, &n))
+	if (!parse_decimal(v, 99999, &n))
 		return why_fmt(why, "not a number");
 	if (n < 1 || n > CLI_MAX_CPUS)
 		return why_fmt(why, "must be between 1 and %d", CLI_MAX_CPUS);
@@ -270,7 +269,7 @@ static int set_verbose(struct vm_config *c, const char *v, const struct setting_
 {
 	(void)s;
 	unsigned long n;
-	if (!parse_uint(v, 2, &n))
+	if (!parse_decimal(v, 2, &n))
 		return why_fmt(why, "expected 0, 1 (info) or 2 (debug)");
 	c->verbose = (unsigned)n;
 	return 0;
@@ -439,7 +438,7 @@ static int dset_queues(struct disk_config *d, const char *v, const struct settin
 		d->queues = 0;
 		return 0;
 	}
-	if (!parse_uint(v, DISK_MAX_QUEUES, &n) || n < 1)
+	if (!parse_decimal(v, DISK_MAX_QUEUES, &n) || n < 1)
 		return why_fmt(why, "queues must be between 1 and %d (or auto: one per vCPU)",
 			       DISK_MAX_QUEUES);
 	d->queues = (unsigned)n;
