@@ -3,8 +3,8 @@
 # Idempotent: packages already present are not touched. Needs root for apt-get.
 set -euo pipefail
 
-BUILD_PKGS="meson ninja-build gcc pkg-config liburing-dev libslirp-dev libcmocka-dev zlib1g-dev libzstd-dev libjson-c-dev libinih-dev"
-TEST_PKGS="qemu-system-x86 qemu-utils acpica-tools linux-image-amd64 busybox-static cpio kmod xz-utils e2fsprogs nfs-kernel-server nfs-common iproute2 dnsmasq-base nftables iptables ethtool"
+BUILD_PKGS="meson ninja-build gcc pkg-config liburing-dev libslirp-dev libcmocka-dev zlib1g-dev libzstd-dev libjson-c-dev libinih-dev libisofs-dev libglib2.0-dev"
+TEST_PKGS="qemu-system-x86 qemu-utils acpica-tools genisoimage linux-image-amd64 busybox-static cpio kmod xz-utils e2fsprogs nfs-kernel-server nfs-common iproute2 dnsmasq-base nftables iptables ethtool"
 
 missing=()
 for p in $BUILD_PKGS $TEST_PKGS; do

@@ -15,6 +15,7 @@ static const struct command commands[] = {
 	{ "run", cmd_run, "boot a Linux kernel (kvmini run --help)" },
 	{ "config", cmd_config, "show or edit a VM definition file (kvmini config --help)" },
 	{ "ctl", cmd_ctl, "inspect or control a running VM (kvmini ctl --help)" },
+	{ "seed", cmd_seed, "make a cloud-init NoCloud seed image (kvmini seed --help)" },
 };
 
 static void usage(FILE *f)

@@ -5,6 +5,8 @@
 # usage: run-e2e.sh [--cases a,b,c] [--keep] [--timeout SECS] [--verbose-guest] BUILDDIR
 #        (default: the cases of ALL_CASES in testhost-init; EXTRA_CASES only when named)
 #        run-e2e.sh --shell host|guest BUILDDIR      (interactive, no assertions)
+#        run-e2e.sh --provision DIR BUILDDIR         (steps 4-6 of examples/provision.sh on the
+#                                                     images it left in DIR: boot, SSH, shutdown)
 #        run-e2e.sh --demo shell|script BUILDDIR     (scripts/demo.sh: the demo guest on
 #            the console; exit 0 when kvmini exited 0)
 #        run-e2e.sh --reparse [--cases a,b,c] BUILDDIR
@@ -30,6 +32,7 @@ usage() {
 	echo "usage: $0 [--cases a,b,c] [--keep] [--timeout SECS] [--verbose-guest] BUILDDIR" >&2
 	echo "       $0 --shell host|guest BUILDDIR" >&2
 	echo "       $0 --demo shell|script BUILDDIR" >&2
+	echo "       $0 --provision DIR BUILDDIR" >&2
 	echo "cases: $ALL_CASES" >&2
 	echo "only when named: $EXTRA_CASES" >&2
 	exit 2
@@ -41,6 +44,7 @@ REPARSE=0
 VERBOSE_GUEST=0
 SHELL_MODE=
 DEMO_MODE=
+PROVISION_DIR=
 CASE_TIMEOUT=180
 # All test host runs together stay below meson's 1800 s (tests/e2e/meson.build).
 BUDGET=${KVMINI_E2E_BUDGET:-1700}
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--timeout) [ $# -ge 2 ] || usage; CASE_TIMEOUT=$2; shift 2 ;;
 	--shell) [ $# -ge 2 ] || usage; SHELL_MODE=$2; shift 2 ;;
 	--demo) [ $# -ge 2 ] || usage; DEMO_MODE=$2; shift 2 ;;
+	--provision) [ $# -ge 2 ] || usage; PROVISION_DIR=$2; shift 2 ;;
 	-h | --help) usage ;;
 	-*) echo "run-e2e: unknown option $1" >&2; usage ;;
 	*) [ -z "$BUILDDIR" ] || usage; BUILDDIR=$1; shift ;;
@@ -149,12 +154,30 @@ qcow2_prepare() {
 		(cd "$SHARE" && qemu-img create -q -f qcow2 -b base.raw -F raw $t.qcow2) || return 0
 	done
 }
-case " $CASES " in *" qcow2-"*)
+case "${PROVISION_DIR:+provision} $CASES " in " "*" qcow2-"*)
 	if [ $REPARSE = 0 ]; then qcow2_prepare; fi
 	qemu_cmd+=(-virtfs "local,path=$SHARE,mount_tag=share,security_model=none") ;;
 esac
 # shellcheck disable=SC2206
 extra=(${KVMINI_E2E_QEMU_ARGS:-})
+
+# examples/provision.sh's images, booted in the test host: its own SSH client logs in
+# through kvmini's hostfwd. Slow (Debian's systemd and cloud-init under the emulated CPU):
+# on demand only, never in CI.
+if [ -n "$PROVISION_DIR" ]; then
+	provlog=$LOGS/provision-console.log
+	for f in vmlinuz initrd.img vm1.qcow2 base.qcow2 seed.img vm1_key; do
+		[ -e "$PROVISION_DIR/$f" ] || { echo "run-e2e: $PROVISION_DIR/$f missing: run examples/provision.sh first" >&2; exit 2; }
+	done
+	timeout -k 10 3600 "${qemu_cmd[@]}" "${extra[@]}" -display none -monitor none \
+		-virtfs "local,path=$(realpath "$PROVISION_DIR"),mount_tag=share,security_model=none" \
+		-chardev stdio,id=con,signal=off,logfile="$provlog" -serial chardev:con \
+		-append "console=ttyS0 quiet panic=-1 e2e_provision=1" </dev/null
+	[ $KEEP = 1 ] || rm -rf "$IMAGES"
+	tr -d '\r' <"$provlog" | grep -q 'TESTHOST: provision PASS' && exit 0
+	echo "run-e2e: provision boot failed; console log $provlog" >&2
+	exit 1
+fi
 
 if [ -n "$DEMO_MODE" ]; then
 	demolog=$LOGS/demo-console.log
@@ -671,7 +694,18 @@ check_control() {
 		{ echo "the guest did not see the power button press: $(gline $c 'power button')"; return; }
 	[ "$(count $c out 'KVMINI-GUEST: powering off after the power button')" = 1 ] ||
 		{ echo "the guest did not power off after the button"; return; }
-	[ "$(hk $c socket-after-exit)" = 0 ] || echo "the control socket was left behind"
+	[ "$(hk $c socket-after-exit)" = 0 ] || { echo "the control socket was left behind"; return; }
+	# The seed kvmini seed made on the test host, as the guest's kernel reads it (isofs)
+	[ "$(hk $c seed-rc)" = 0 ] || { echo "kvmini seed failed: $(grep '^seed-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
+	[ "$(count $c out 'KVMINI-GUEST: seed label=CIDATA$')" -ge 1 ] && [ "$(count $c out 'KVMINI-GUEST: seed mounted type=iso9660$')" -ge 1 ] ||
+		{ echo "the seed disk is not an ISO 9660 volume labelled cidata in the guest: $(gline $c 'seed label') $(gline $c 'seed mount')"; return; }
+	[ "$(count $c out 'KVMINI-GUEST: seed files=meta-data,user-data$')" -ge 1 ] ||
+		{ echo "the seed's files in the guest: $(gline $c 'seed files')$(gline $c 'seed mount')"; return; }
+	[ "$(count $c out 'KVMINI-GUEST: seed hostname=e2e-vm1$')" -ge 1 ] &&
+		[ "$(count $c out 'KVMINI-GUEST: seed instance-id=iid-[0-9a-f]{32}$')" -ge 1 ] ||
+		{ echo "the seed's meta-data in the guest: $(gline $c 'seed hostname') $(gline $c 'seed instance-id')"; return; }
+	# the key once in meta-data (public-keys) and once in user-data (the debian user)
+	[ "$(count $c out 'KVMINI-GUEST: seed key-lines=2$')" -ge 1 ] || echo "the seed's key in the guest: $(gline $c 'seed key-lines')"
 }
 
 # --- the net cases ---
