@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <glib.h>
+#include <resolv.h>
 #include <stdbool.h>
 #include <stdint.h>
 /* struct burn_source comes with libisofs.h only when libburn's header is not
@@ -132,9 +132,8 @@ static const char *const key_types[] = {
 };
 
 /* One authorized_keys-style line, "TYPE BASE64 [COMMENT]" (no options): the
- * type is one OpenSSH knows, the base64 is strict and decodes to a blob
- * that starts with the same type name, as every OpenSSH public key blob
- * does. NULL if it is one, else why not. */
+ * type is one OpenSSH knows, the base64 is strict and decodes to a whole key
+ * blob that names the same type. NULL if it is one, else why not. */
 static const char *key_line_problem(char *line)
 {
 	char *type = line, *b64 = strchr(line, ' ');
@@ -150,19 +149,37 @@ static const char *key_line_problem(char *line)
 	if (!known)
 		return !strcmp(type, "ssh-dss") ? "ssh-dss (DSA) keys are obsolete; OpenSSH refuses them"
 						: "not a known OpenSSH public key type";
-	/* glib skips characters outside the alphabet: check it strictly first. */
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				       "0123456789+/";
-	size_t n = strlen(b64), a = strspn(b64, alphabet);
-	if (n < 8 || n % 4 || (strcmp(b64 + a, "") && strcmp(b64 + a, "=") && strcmp(b64 + a, "==")))
+	/* b64_pton (glibc's libresolv) is strict: a bad character, bad padding
+	 * or stray bits are errors, where a lenient decoder makes junk into
+	 * bytes. */
+	size_t cap = strlen(b64) / 4 * 3 + 3;
+	unsigned char *blob = malloc(cap);
+	if (!blob)
+		return "out of memory";
+	int n = b64_pton(b64, blob, cap);
+	/* Every key type listed is a run of SSH strings (RFC 4251 5: a uint32
+	 * big-endian length, then the bytes) that fills the blob exactly: the
+	 * type's name first, then at least one field of key material. A key cut
+	 * short or with bytes after it is not a key. */
+	size_t tl = strlen(type), off = 0, fields = 0;
+	bool ok = n >= 0;
+	while (ok && off < (size_t)n) {
+		if ((size_t)n - off < 4) {
+			ok = false;
+			break;
+		}
+		size_t flen = (size_t)blob[off] << 24 | (size_t)blob[off + 1] << 16 |
+			      (size_t)blob[off + 2] << 8 | blob[off + 3];
+		if (flen > (size_t)n - off - 4 ||
+		    (fields == 0 && (flen != tl || memcmp(blob + off + 4, type, tl))))
+			ok = false;
+		off += 4 + flen;
+		fields++;
+	}
+	ok = ok && fields >= 2;
+	free(blob);
+	if (n < 0)
 		return "the key's base64 is malformed";
-	gsize blob_len = 0;
-	guchar *blob = g_base64_decode(b64, &blob_len);
-	size_t tl = strlen(type);
-	bool ok = blob && blob_len >= 4 + tl &&
-		  ((size_t)blob[0] << 24 | (size_t)blob[1] << 16 | (size_t)blob[2] << 8 | blob[3]) == tl &&
-		  !memcmp(blob + 4, type, tl);
-	g_free(blob);
 	if (!ok)
 		return "the key's data does not match its type";
 	for (const char *p = comment; p && *p; p++)
@@ -337,6 +354,10 @@ static int write_image(int fd, struct seed_file *files, int nfiles)
 		r = iso_write_opts_set_rockridge(opts, 1);
 	if (r >= 0)
 		r = iso_write_opts_set_joliet(opts, 1);
+	/* "cidata" stays lower case (ISO 9660's d-characters are capitals), as
+	 * genisoimage -V cidata writes it and as cloud-init's docs spell it. */
+	if (r >= 0)
+		r = iso_write_opts_set_relaxed_vol_atts(opts, 1);
 	/* Joliet names exactly as given ("meta-data", not "meta-data.;1"), as
 	 * genisoimage -J writes them; Rock Ridge carries them for Linux. */
 	if (r >= 0)

@@ -697,7 +697,7 @@ check_control() {
 	[ "$(hk $c socket-after-exit)" = 0 ] || { echo "the control socket was left behind"; return; }
 	# The seed kvmini seed made on the test host, as the guest's kernel reads it (isofs)
 	[ "$(hk $c seed-rc)" = 0 ] || { echo "kvmini seed failed: $(grep '^seed-err' "$CASEDIR/$c.host" | head -2 | tr '\n' ' ')"; return; }
-	[ "$(count $c out 'KVMINI-GUEST: seed label=CIDATA$')" -ge 1 ] && [ "$(count $c out 'KVMINI-GUEST: seed mounted type=iso9660$')" -ge 1 ] ||
+	[ "$(count $c out 'KVMINI-GUEST: seed label=cidata$')" -ge 1 ] && [ "$(count $c out 'KVMINI-GUEST: seed mounted type=iso9660$')" -ge 1 ] ||
 		{ echo "the seed disk is not an ISO 9660 volume labelled cidata in the guest: $(gline $c 'seed label') $(gline $c 'seed mount')"; return; }
 	[ "$(count $c out 'KVMINI-GUEST: seed files=meta-data,user-data$')" -ge 1 ] ||
 		{ echo "the seed's files in the guest: $(gline $c 'seed files')$(gline $c 'seed mount')"; return; }

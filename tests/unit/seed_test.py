@@ -4,9 +4,8 @@
 
 seed_test.py KVMINI DATADIR
 
-Checked: the volume label (cidata: "CIDATA" in the ISO 9660 descriptor, as
-the standard's d-characters make it, "cidata" in the Joliet one, which blkid
-reports), Rock Ridge and Joliet present; meta-data (a fresh instance-id per
+Checked: the volume label (cidata, lower case, in the ISO 9660 and the Joliet
+descriptors), Rock Ridge and Joliet present; meta-data (a fresh instance-id per
 seed, local-hostname, the keys), user-data (made with and without --user, or
 the given file verbatim), network-config when given; the refusals exit 2
 with one line (a private key, junk, a key whose data names another type, bad
@@ -69,7 +68,7 @@ r = seed("--hostname", "vm1", "--ssh-key", keyfile, "-o", img)
 if r.returncode != 0 or r.stderr:
     fail(f"seed: status {r.returncode}, stderr {r.stderr!r}")
 desc = iso(img, "-d")
-if not re.search(r"^Volume id: CIDATA\s*$", desc, re.M):
+if not re.search(r"^Volume id: cidata\s*$", desc, re.M):
     fail(f"volume id: {desc!r}")
 if "Rock Ridge signatures" not in desc or "Joliet" not in desc:
     fail(f"no Rock Ridge or Joliet: {desc!r}")
@@ -137,6 +136,9 @@ bad_keys = {
     "type-mismatch": f"ssh-rsa {b64} x\n",
     "bad-base64": "ssh-ed25519 AAAA$$$$AAAA x\n",
     "bad-padding": f"ssh-ed25519 {b64}= x\n",
+    "stray-bits": f"ssh-ed25519 {b64[:-2]}B= x\n",
+    "cut": f"ssh-ed25519 {b64[:40]} x\n",
+    "trailing-bytes": f"ssh-ed25519 {b64}AAAA x\n",
     "dsa": f"ssh-dss {b64} x\n",
     "options": f'from="10.0.0.1" {KEY}\n',
     "control-char": f"{KEY} a\x1bb\n",
