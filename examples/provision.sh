@@ -144,7 +144,8 @@ step_done "boot to SSH"
 
 # --- 5. what cloud-init did ---------------------------------------------------------------------------
 say "5/6 ssh -i vm1_key -p $PORT debian@127.0.0.1 (the key from the seed)"
-"${SSH[@]}" 'echo "hostname: $(hostname)"; lsblk -o NAME,SIZE,TYPE,MOUNTPOINT /dev/vda; df -h /; cloud-init status' |
+"${SSH[@]}" 'echo "hostname: $(hostname)"; lsblk -o NAME,SIZE,TYPE,MOUNTPOINT /dev/vda; df -h /;
+	cloud-init status --long; grep -E "WARNING|ERROR" /var/log/cloud-init.log | tail -n 5' |
 	sed 's/^/provision:   /'
 root_kb=$("${SSH[@]}" "df -k --output=size / | tail -n 1" | tr -d ' ')
 [ "$("${SSH[@]}" hostname)" = vm1 ] || die "the guest's hostname is not vm1"
