@@ -68,7 +68,7 @@ if [ ! -e rootfs.done ]; then
 	chroot rootfs env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		systemd systemd-sysv udev dbus linux-image-amd64 initramfs-tools cloud-init \
 		cloud-guest-utils openssh-server ifupdown isc-dhcp-client e2fsprogs fdisk iproute2 \
-		procps sudo ca-certificates >>debootstrap.log 2>&1 ||
+		procps sudo ca-certificates locales >>debootstrap.log 2>&1 ||
 		{ tail -n 20 debootstrap.log >&2; die "apt-get install in the chroot failed (log: $W/debootstrap.log)"; }
 	rm -f rootfs/usr/sbin/policy-rc.d
 	umount rootfs/dev rootfs/sys rootfs/proc
@@ -76,7 +76,9 @@ if [ ! -e rootfs.done ]; then
 	# The root file system by label, so the same image works whatever the disk's name.
 	echo "LABEL=vm-root / ext4 defaults,errors=remount-ro 0 1" >rootfs/etc/fstab
 	# cloud-init: only NoCloud (the seed), no waiting for cloud metadata servers.
-	echo "datasource_list: [ NoCloud, None ]" >rootfs/etc/cloud/cloud.cfg.d/90-kvmini.cfg
+	# C.UTF-8 is built into glibc: cloud-init's default, en_US.UTF-8, is not generated
+	# in a minbase system, and its locale module fails on it.
+	printf 'datasource_list: [ NoCloud, None ]\nlocale: C.UTF-8\n' >rootfs/etc/cloud/cloud.cfg.d/90-kvmini.cfg
 	# No password logins at all: the seed's key is the only way in.
 	chroot rootfs passwd -l root >/dev/null
 	# Serial console login is systemd's serial-getty (console=ttyS0 on the command line).
@@ -145,10 +147,12 @@ step_done "boot to SSH"
 # --- 5. what cloud-init did ---------------------------------------------------------------------------
 say "5/6 ssh -i vm1_key -p $PORT debian@127.0.0.1 (the key from the seed)"
 "${SSH[@]}" 'echo "hostname: $(hostname)"; lsblk -o NAME,SIZE,TYPE,MOUNTPOINT /dev/vda; df -h /;
-	cloud-init status --long; grep -E "WARNING|ERROR" /var/log/cloud-init.log | tail -n 5' |
+	cloud-init status --wait >/dev/null; cloud-init status --long;
+	grep -E "WARNING|ERROR" /var/log/cloud-init.log | tail -n 5' |
 	sed 's/^/provision:   /'
 root_kb=$("${SSH[@]}" "df -k --output=size / | tail -n 1" | tr -d ' ')
 [ "$("${SSH[@]}" hostname)" = vm1 ] || die "the guest's hostname is not vm1"
+"${SSH[@]}" cloud-init status | grep -q 'status: done' || die "cloud-init did not finish cleanly"
 [ "$root_kb" -gt $((4 * 1024 * 1024)) ] || die "the root file system was not grown (${root_kb} KiB)"
 say "  root file system: $((root_kb / 1024)) MiB on the $SIZE overlay (the base was 2 GiB): grown"
 "$KVMINI" ctl vm1.sock status | sed -n '1,5p' | sed 's/^/provision:   /'
