@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kvm.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -346,6 +348,13 @@ void vmm_resume(struct vmm *m)
 		virtio_blk_resume(m->vm.disks[i]);
 	for (unsigned i = 0; i < m->vm.nnics; i++)
 		virtio_net_resume(m->vm.nics[i]);
+	if (m->clock_saved) {
+		struct kvm_clock_data clock = { .clock = m->paused_clock };
+		if (ioctl(m->vm.vm_fd, KVM_SET_CLOCK, &clock) < 0)
+			log_warn("KVM_SET_CLOCK: %s: the guest's clock jumps over the pause",
+				 strerror(errno));
+		m->clock_saved = false;
+	}
 	vcpus_resume(&m->vm);
 	m->state = VMM_RUNNING;
 	log_info("guest resumed");

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,6 +318,15 @@ static void on_paused(void *ctx)
 		virtio_blk_pause(m->vm.disks[i]);
 	for (unsigned i = 0; i < m->vm.nnics; i++)
 		virtio_net_pause(m->vm.nics[i]);
+	/* The vCPUs are parked: the clock the guest would read now is the one
+	 * to go on from at resume. */
+	struct kvm_clock_data clock = { 0 };
+	m->clock_saved = ioctl(m->vm.vm_fd, KVM_GET_CLOCK, &clock) == 0;
+	if (m->clock_saved)
+		m->paused_clock = clock.clock;
+	else
+		log_debug("KVM_GET_CLOCK: %s (the guest's clock will count the pause)",
+			  strerror(errno));
 	m->state = VMM_PAUSED;
 	log_info("guest paused");
 	if (m->control)

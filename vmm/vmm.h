@@ -53,6 +53,10 @@ struct vmm {
 	double started_at;         /* CLOCK_MONOTONIC seconds */
 	enum vmm_state state;
 	struct evloop_work paused_work;   /* vcpus_pause's "all parked" */
+	/* The guest's kvmclock when it paused, put back at resume (as QEMU
+	 * does), so that the guest's clocks do not jump over the pause. */
+	uint64_t paused_clock;
+	bool clock_saved;
 	/* After a `shutdown`: the hard stop if the guest is still up. */
 	struct evloop_timer shutdown_timer;
 	unsigned shutdown_timeout_s;

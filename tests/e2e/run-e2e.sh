@@ -683,6 +683,14 @@ check_control() {
 	[ "$a" -gt 0 ] && [ "$a" = "$b" ] ||
 		{ echo "the guest's counter moved while paused: $a ticks, then $b after 5 s"; return; }
 	[ "$n" -gt "$b" ] || { echo "the guest's counter did not go on after resume: $b, then $n"; return; }
+	# The guest's clock goes on from where it paused (KVM_GET_CLOCK/KVM_SET_CLOCK): the tick
+	# after the pause is about 0.5 s of guest uptime after the one before it, not the 7 s
+	# the pause lasted.
+	local u1 u2
+	u1=$(sed -n "s/.*KVMINI-GUEST: tick $b up=\([0-9.]*\).*/\1/p" "$CASEDIR/$c.out" | head -1)
+	u2=$(sed -n "s/.*KVMINI-GUEST: tick $((b + 1)) up=\([0-9.]*\).*/\1/p" "$CASEDIR/$c.out" | head -1)
+	awk -v a="$u1" -v b="$u2" 'BEGIN { exit !(a != "" && b != "" && b - a < 3) }' ||
+		{ echo "the guest's clock jumped over the pause: uptime $u1 at tick $b, $u2 at tick $((b + 1))"; return; }
 	grep -q '^ctl status -> rc=0' "$CASEDIR/$c.host" && grep -q '^ctl-out: state: paused' "$CASEDIR/$c.host" ||
 		{ echo "status while paused did not say paused"; return; }
 	grep -q '^ctl shutdown --timeout 120 -> rc=0' "$CASEDIR/$c.host" ||
