@@ -45,6 +45,8 @@ want "Hello from the host: this came through kvmini's NAT" "a download through t
 want "TESTHOST: while the guest ran, wget http://127\\.0\\.0\\.1:8022/ .* got: Hello from a guest of kvmini \\(10\\.0\\.2\\.15/24" "the guest's page through hostfwd"
 want 'page served to the host' "the guest saw the fetch"
 want '^TESTHOST:   state: running$' "the control socket's status while the guest ran"
+want '^TESTHOST:   eth0: rx [1-9][0-9]* frames \([1-9][0-9]* bytes\), tx [1-9][0-9]* frames' "the control socket's NIC counters"
+want '^TESTHOST:   disk0 /tmp/demo-disk.qcow2: [0-9]+ reads .*, [1-9][0-9]* writes' "the control socket's disk counters"
 want 'No errors were found on the image\.' "kvmini-img check of the image afterwards"
 want 'TESTHOST: kvmini exited with status 0' "kvmini's exit status 0"
 [ $st -eq 0 ] || { echo "FAIL: run-e2e.sh --demo script exited $st"; ok=0; }
