@@ -15,9 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/kvm.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -337,27 +335,6 @@ static void cmd_pause(struct control *c, struct control_client *cl,
 	m->state = VMM_PAUSING;
 	cl->waits_pause = true;
 	vcpus_pause(&m->vm, &m->loop, &m->paused_work);
-}
-
-void vmm_resume(struct vmm *m)
-{
-	if (m->state != VMM_PAUSED)
-		return;
-	/* Devices first, so that a vCPU's first kick finds them serving. */
-	for (unsigned i = 0; i < m->vm.ndisks; i++)
-		virtio_blk_resume(m->vm.disks[i]);
-	for (unsigned i = 0; i < m->vm.nnics; i++)
-		virtio_net_resume(m->vm.nics[i]);
-	if (m->clock_saved) {
-		struct kvm_clock_data clock = { .clock = m->paused_clock };
-		if (ioctl(m->vm.vm_fd, KVM_SET_CLOCK, &clock) < 0)
-			log_warn("KVM_SET_CLOCK: %s: the guest's clock jumps over the pause",
-				 strerror(errno));
-		m->clock_saved = false;
-	}
-	vcpus_resume(&m->vm);
-	m->state = VMM_RUNNING;
-	log_info("guest resumed");
 }
 
 static void cmd_resume(struct control *c, struct control_client *cl,

@@ -17,7 +17,5 @@ void control_close(struct control *c);
 void control_paused(struct control *c);
 /* The boot ended before the pause completed: an error to those clients. */
 void control_pause_failed(struct control *c, const char *why);
-/* Pauses or resumes the VM (main thread); also used at a stop. */
-void vmm_resume(struct vmm *m);
 
 #endif

@@ -309,15 +309,21 @@ static double now_seconds(void)
 
 /* Every vCPU has parked: now the devices stop touching guest memory, and
  * the pause is complete. A pause overtaken by a stop is dropped. */
+/* Every device of the boot stops (or goes on) touching guest memory. */
+static void pause_devices(struct vmm *m, bool pause)
+{
+	for (unsigned i = 0; i < m->vm.ndisks; i++)
+		(pause ? virtio_blk_pause : virtio_blk_resume)(m->vm.disks[i]);
+	for (unsigned i = 0; i < m->vm.nnics; i++)
+		(pause ? virtio_net_pause : virtio_net_resume)(m->vm.nics[i]);
+}
+
 static void on_paused(void *ctx)
 {
 	struct vmm *m = ctx;
 	if (m->state != VMM_PAUSING)
 		return;
-	for (unsigned i = 0; i < m->vm.ndisks; i++)
-		virtio_blk_pause(m->vm.disks[i]);
-	for (unsigned i = 0; i < m->vm.nnics; i++)
-		virtio_net_pause(m->vm.nics[i]);
+	pause_devices(m, true);
 	/* The vCPUs are parked: the clock the guest would read now is the one
 	 * to go on from at resume. */
 	struct kvm_clock_data clock = { 0 };
@@ -331,6 +337,24 @@ static void on_paused(void *ctx)
 	log_info("guest paused");
 	if (m->control)
 		control_paused(m->control);
+}
+
+void vmm_resume(struct vmm *m)
+{
+	if (m->state != VMM_PAUSED)
+		return;
+	/* Devices first, so that a vCPU's first kick finds them serving. */
+	pause_devices(m, false);
+	if (m->clock_saved) {
+		struct kvm_clock_data clock = { .clock = m->paused_clock };
+		if (ioctl(m->vm.vm_fd, KVM_SET_CLOCK, &clock) < 0)
+			log_warn("KVM_SET_CLOCK: %s: the guest's clock jumps over the pause",
+				 strerror(errno));
+		m->clock_saved = false;
+	}
+	vcpus_resume(&m->vm);
+	m->state = VMM_RUNNING;
+	log_info("guest resumed");
 }
 
 /* Runs the event loop until a stop is requested. */

@@ -62,5 +62,9 @@ struct vmm {
 	unsigned shutdown_timeout_s;
 };
 
+/* Runs a paused VM again: devices, the guest's clock, then the vCPUs (main
+ * thread; nothing unless paused). The control socket's resume, and every
+ * stop, so that teardown finds the devices serving. (vmm/run.c) */
+void vmm_resume(struct vmm *m);
 
 #endif
