@@ -24,14 +24,7 @@
 
 #include "devices/pci.h"
 #include "virtio/virtq.h"
-
-/* Device counters have one writer (the thread serving their queue) and
- * readers on any thread (the control socket, --trace-exits): a relaxed
- * load and store is enough and costs a plain add. STAT_GET reads one. */
-#define STAT_ADD(field, v) \
-	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
-#define STAT_INC(field) STAT_ADD(field, 1)
-#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#include "vmm/stat.h"
 
 struct vm;
 struct virtio_dev;

@@ -29,6 +29,7 @@
 #include "vmm/bus.h"
 #include "vmm/log.h"
 #include "vmm/settings.h"
+#include "vmm/stat.h"
 #include "vmm/vcpu.h"
 #include "vmm/vmm.h"
 
@@ -261,14 +262,11 @@ static void cmd_stats(struct control *c, struct control_client *cl,
 	struct json_object *r = json_object_new_object();
 	struct json_object *exits = json_object_new_object(), *per = json_object_new_array();
 	uint64_t total[EXITK_COUNT] = { 0 };
-	/* vCPU counters are relaxed atomics: exact to within the exits in
-	 * flight while we read. */
 	for (unsigned i = 0; m->vm.vcpus && i < m->vm.ncpus; i++) {
 		struct json_object *one = json_object_new_object();
 		uint64_t sum = 0;
 		for (int k = 0; k < EXITK_COUNT; k++) {
-			uint64_t v = atomic_load_explicit(&m->vm.vcpus[i].exits[k],
-							  memory_order_relaxed);
+			uint64_t v = STAT_GET(m->vm.vcpus[i].exits[k]);
 			total[k] += v;
 			sum += v;
 		}

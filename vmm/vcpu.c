@@ -17,6 +17,7 @@
 #include "vmm/eventloop.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
+#include "vmm/stat.h"
 
 #define KICK_SIGNAL SIGUSR1
 
@@ -181,14 +182,6 @@ void vcpu_dump_registers(struct vcpu *v)
 		s.efer);
 }
 
-/* Single writer: a relaxed load and store, no locked add per exit. */
-static inline void count_exit(struct vcpu *v, enum vcpu_exit_kind k)
-{
-	atomic_store_explicit(&v->exits[k],
-			      atomic_load_explicit(&v->exits[k], memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-}
-
 static void crash(struct vcpu *v, const char *what)
 {
 	log_err("vCPU %d: %s", v->id, what);
@@ -204,7 +197,7 @@ static bool handle_exit(struct vcpu *v)
 	char msg[128];
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
-		count_exit(v, EXITK_IO);
+		STAT_INC(v->exits[EXITK_IO]);
 		uint8_t *data = (uint8_t *)run + run->io.data_offset;
 		uint32_t size = run->io.size;
 		/* rep ins/outs arrive as count elements back to back. */
@@ -216,23 +209,23 @@ static bool handle_exit(struct vcpu *v)
 		return true;
 	}
 	case KVM_EXIT_MMIO:
-		count_exit(v, EXITK_MMIO);
+		STAT_INC(v->exits[EXITK_MMIO]);
 		if (run->mmio.len <= sizeof(run->mmio.data))
 			bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 				     run->mmio.is_write);
 		return true;
 	case KVM_EXIT_HLT:
-		count_exit(v, EXITK_HLT);
+		STAT_INC(v->exits[EXITK_HLT]);
 		return true;
 	case KVM_EXIT_INTR:
-		count_exit(v, EXITK_INTR);
+		STAT_INC(v->exits[EXITK_INTR]);
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		count_exit(v, EXITK_SHUTDOWN);
+		STAT_INC(v->exits[EXITK_SHUTDOWN]);
 		crash(v, "triple fault (KVM_EXIT_SHUTDOWN)");
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
-		count_exit(v, EXITK_SYSTEM_EVENT);
+		STAT_INC(v->exits[EXITK_SYSTEM_EVENT]);
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:
 			vm_request_stop(vm, VM_STOP_POWEROFF);
@@ -246,13 +239,13 @@ static bool handle_exit(struct vcpu *v)
 			return false;
 		}
 	case KVM_EXIT_INTERNAL_ERROR:
-		count_exit(v, EXITK_INTERNAL_ERROR);
+		STAT_INC(v->exits[EXITK_INTERNAL_ERROR]);
 		snprintf(msg, sizeof(msg), "KVM internal error, suberror %u",
 			 run->internal.suberror);
 		crash(v, msg);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		count_exit(v, EXITK_FAIL_ENTRY);
+		STAT_INC(v->exits[EXITK_FAIL_ENTRY]);
 		snprintf(msg, sizeof(msg), "VM entry failed, hardware reason 0x%llx",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		crash(v, msg);
@@ -260,7 +253,7 @@ static bool handle_exit(struct vcpu *v)
 	default:
 		break;
 	}
-	count_exit(v, EXITK_OTHER);
+	STAT_INC(v->exits[EXITK_OTHER]);
 	snprintf(msg, sizeof(msg), "unhandled exit reason %u", run->exit_reason);
 	crash(v, msg);
 	return false;

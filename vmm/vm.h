@@ -56,9 +56,8 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool kick;
-	/* Written only by this vCPU's thread (relaxed), read by any thread
-	 * (the control socket's stats) */
-	_Atomic uint64_t exits[EXITK_COUNT];
+	/* Written only by this vCPU's thread, read by any (vmm/stat.h) */
+	uint64_t exits[EXITK_COUNT];
 };
 
 struct vm {
