@@ -20,9 +20,18 @@ def run_vmm(cmd, timeout, on_line):
     on_line(text, monotonic_time) sees each line. Kills the VMM at timeout
     and on any exception, so no VM outlives a run. Returns (rc, console
     lines, stderr text)."""
+    rc, lines, err, _ = run_console(cmd, timeout, on_line)
+    return rc, lines, err
+
+
+def run_console(cmd, timeout, on_line, with_proc=False):
+    """run_vmm with more: on_line(text, now, proc=Popen) when with_proc, and
+    a fourth result, the monotonic times of the spawn, of the first byte of
+    output and of the exit ({"spawn", "first_byte", "exit"})."""
     err = tempfile.TemporaryFile()
     t_start = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    times = {"spawn": t_start}
     lines, buf = [], b""
     fd = p.stdout.fileno()
     try:
@@ -35,12 +44,16 @@ def run_vmm(cmd, timeout, on_line):
             now = time.monotonic()
             if not chunk:
                 break
+            times.setdefault("first_byte", now)
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 text = line.decode(errors="replace").rstrip("\r")
                 lines.append(text)
-                on_line(text, now)
+                if with_proc:
+                    on_line(text, now, proc=p)
+                else:
+                    on_line(text, now)
         rc = p.wait(timeout=10)
     except subprocess.TimeoutExpired:
         p.kill()
@@ -49,5 +62,6 @@ def run_vmm(cmd, timeout, on_line):
         if p.poll() is None:
             p.kill()
             p.wait()
+    times["exit"] = time.monotonic()
     err.seek(0)
-    return rc, lines, err.read().decode(errors="replace")
+    return rc, lines, err.read().decode(errors="replace"), times

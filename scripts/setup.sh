@@ -4,7 +4,7 @@
 set -euo pipefail
 
 BUILD_PKGS="meson ninja-build gcc pkg-config liburing-dev libslirp-dev libcmocka-dev zlib1g-dev libzstd-dev libjson-c-dev libinih-dev libisofs-dev"
-TEST_PKGS="qemu-system-x86 qemu-utils acpica-tools genisoimage linux-image-amd64 busybox-static cpio kmod xz-utils e2fsprogs nfs-kernel-server nfs-common iproute2 dnsmasq-base nftables iptables ethtool"
+TEST_PKGS="qemu-system-x86 qemu-utils fio gnuplot-nox acpica-tools genisoimage linux-image-amd64 busybox-static cpio kmod xz-utils e2fsprogs nfs-kernel-server nfs-common iproute2 dnsmasq-base nftables iptables ethtool"
 
 missing=()
 for p in $BUILD_PKGS $TEST_PKGS; do

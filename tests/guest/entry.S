@@ -26,13 +26,13 @@
 .macro ENTER_LONG_MODE target
 	movl $pml4, %eax
 	movl %eax, %cr3
-	movl $0x20, %eax                /* CR4.PAE */
+	movl $0x620, %eax               /* CR4.PAE | OSFXSR | OSXMMEXCPT: SSE for workloads.c */
 	movl %eax, %cr4
 	movl $0xc0000080, %ecx          /* IA32_EFER */
 	xorl %edx, %edx
 	movl $0x100, %eax               /* EFER.LME */
 	wrmsr
-	movl $0x80000011, %eax          /* CR0.PG | ET | PE */
+	movl $0x80000033, %eax          /* CR0.PG | NE | ET | MP | PE (EM clear: SSE) */
 	movl %eax, %cr0
 	ljmp $SEL_KCODE, $\target
 .endm
@@ -44,6 +44,11 @@
 	.code32
 	.globl pvh_entry
 pvh_entry:
+	/* The guest's first instruction: its time stamp lets kvmini-bench
+	 * tell the time to the first guest instruction (test=work startup). */
+	rdtsc
+	movl %eax, entry_tsc
+	movl %edx, entry_tsc + 4
 	lgdt gdt_ptr
 	ENTER_LONG_MODE bsp64
 
@@ -177,6 +182,10 @@ pd:
 
 /* ---------------------------------------------------------------------- */
 	.data
+	.balign 8
+	.globl entry_tsc
+entry_tsc:
+	.quad 0
 	.balign 16
 	.globl gdt
 gdt:

@@ -144,6 +144,9 @@ const struct acpi_sdt *acpi_find(const char *sig);
 unsigned acpi_cpus(uint32_t *ids, unsigned max);
 
 /* ---- CPUs (smp.c) ---- */
+/* Time stamps for kvmini-bench's start-up figure: the TSC at the guest's
+ * first instruction (entry.S) and just before its first UART byte (lib.c). */
+extern uint64_t entry_tsc, first_out_tsc;
 extern volatile uint32_t cpus_up;    /* incremented by each CPU reaching ring 3 */
 uint32_t lapic_id(void);
 /* Starts every other enabled CPU of the MADT with INIT-SIPI-SIPI; returns how

@@ -12,12 +12,16 @@
 const struct hvm_start_info *start_info;
 const char *cmdline = "";
 
+uint64_t first_out_tsc;
+
 void put_char(char c)
 {
 	if (c == '\n')
 		put_char('\r');
 	while (!(inb(PORT_COM1 + UART_LSR) & UART_LSR_THRE))
 		;
+	if (!first_out_tsc)
+		first_out_tsc = rdtsc();
 	outb(PORT_COM1 + UART_THR, (uint8_t)c);
 }
 
