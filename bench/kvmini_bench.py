@@ -31,6 +31,9 @@ import bench_report  # noqa: E402
 from common import log, run_console  # noqa: E402
 
 SHORTEST_PART = 0.02   # seconds
+# Typical seconds per run on a 2-core machine (only for the time-left guess).
+RUN_COST = {"cpu-int": 1.0, "cpu-fp": 1.0, "mem-bw": 2.0, "mem-lat": 12.0, "exit": 1.5,
+            "disk": 1.0, "net": 25.0, "startup": 0.5, "footprint": 0.7}
 WORKLOADS = ("cpu-int", "cpu-fp", "mem-bw", "mem-lat", "exit", "disk", "net", "startup", "footprint")
 
 
@@ -165,16 +168,26 @@ class Bench:
         self.kick_disk = None
         self.done_runs, self.t0 = 0, time.monotonic()
         self.planned = 0
+        self.remaining = {}          # workload -> runs not yet started
+        self.cost_done, self.last_work = 0.0, None
 
     # progress ---------------------------------------------------------
-    def progress(self, work, side, rep):
-        self.done_runs += 1
+    def progress(self, label, side, rep, work=None):
+        """One line per run. Time left: the remaining runs' typical costs
+        (RUN_COST), scaled by how the finished runs compared with theirs."""
+        work = work or label
         el = time.monotonic() - self.t0
+        if self.last_work:
+            self.cost_done += RUN_COST.get(self.last_work, 1.0)
+        self.remaining[work] = self.remaining.get(work, 1) - 1
+        self.last_work = work
+        self.done_runs += 1
         left = ""
-        if self.done_runs > 1:
-            per = el / (self.done_runs - 1)
-            left = f", about {fmt_secs(per * (self.planned - self.done_runs + 1))} left"
-        log(f"kvmini-bench: [{self.done_runs}/{self.planned}] {work} on {side}, "
+        if self.cost_done > 0:
+            todo = sum(n * RUN_COST.get(w, 1.0) for w, n in self.remaining.items() if n > 0)
+            todo += RUN_COST.get(work, 1.0)
+            left = f", about {fmt_secs(todo * el / self.cost_done)} left"
+        log(f"kvmini-bench: [{self.done_runs}/{self.planned}] {label} on {side}, "
             f"repetition {rep + 1} of {self.a.repeat}{left}")
 
     def fail(self, what):
@@ -338,7 +351,7 @@ class Bench:
                         for side in self.order(sides, rep):
                             if side == "host" and fmtname != "raw":
                                 continue   # the host baseline is the raw file's
-                            self.progress(row, side, rep)
+                            self.progress(row, side, rep, "disk")
                             try:
                                 r = blk_bench.fio_run(ba, op, bs, qd, ios) if side == "host" else \
                                     runners[(side, fmtname)].run(op, bs, qd, ios)
@@ -369,7 +382,7 @@ class Bench:
         engines = ["host", "kvmini"] + (["qemu"] if a.compare_qemu else [])
         out = os.path.join(self.tmp, "net.json")
         for rep in range(a.repeat):
-            self.progress("net (" + ",".join(backends) + ")", ",".join(self.order(engines, rep)), rep)
+            self.progress("net (" + ",".join(backends) + ")", ",".join(self.order(engines, rep)), rep, "net")
             cmd = [sys.executable, os.path.join(HERE, "net_bench.py"), "--guest", a.guest_elf,
                    "--kvmini", a.kvmini, "--qemu", a.qemu, "--backends", ",".join(backends),
                    "--engines", ",".join(self.order(engines, rep)), "--repeats", "1", "--json", out]
@@ -425,11 +438,10 @@ def fmt_secs(s):
 
 
 def planned_runs(a, works):
-    """How many runs the progress line counts down from."""
+    """{workload: runs} that the progress line counts down from."""
     s = 3 if a.compare_qemu else 2            # host, kvmini (, qemu)
-    per = {"disk": 6 * (s + s - 1), "net": 1, "startup": s - 1, "footprint": s - 1,
-           "mem-lat": s + (0 if a.quick else 2)}
-    return sum(a.repeat * per.get(w, s) for w in works)
+    per = {"disk": 6 * (s + s - 1), "net": 1, "startup": s - 1, "footprint": s - 1}
+    return {w: a.repeat * per.get(w, s) for w in works}
 
 
 def main(argv=None, defaults=None):
@@ -488,7 +500,8 @@ def main(argv=None, defaults=None):
     import conditions
     b = Bench(a)
     b.res.conditions = conditions.collect(a, d.get("srcdir"))
-    b.planned = planned_runs(a, works)
+    b.remaining = planned_runs(a, works)
+    b.planned = sum(b.remaining.values())
     log(f"kvmini-bench: {', '.join(works)}; sides host, kvmini{', qemu' if a.compare_qemu else ''}; "
         f"{a.repeat} repetitions; results in {out}")
     try:

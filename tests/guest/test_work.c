@@ -5,6 +5,7 @@
  *   work=cpu-fp    [n=N] [rounds=N]              n x n double matrix multiply
  *   work=mem-bw    [size=BYTES] [rounds=N]       copy and triad, 3 arrays of size
  *   work=mem-lat   [lat_min=B] [lat_max=B] [steps=N]  pointer chase, x4 per size
+ *                  (steps x32 up to 256 KiB, x4 up to 4 MiB)
  *   work=exit      [count=N] [kick_count=N]      PIO, MMIO and ioeventfd round trips
  *   work=startup   [cal_tsc=TICKS]               TSC at entry and first UART byte
  *   work=footprint [touch=BYTES] [spin_tsc=TICKS] touch RAM, say ready, spin
@@ -102,13 +103,16 @@ static void mem_lat(void)
 	void *buf = mem_alloc(hi, 1 << 21);
 	for (uint64_t size = lo; size <= hi; size *= 4) {
 		wl_chase_init(buf, size);
-		wl_chase(buf, size / 64 < steps ? size / 64 : steps);   /* warm */
+		/* Small sets are fast: more steps keep every timed part long
+		 * enough to time (about 0.1-1 s each on a 2 GHz machine). */
+		uint64_t n = steps * (size <= (256u << 10) ? 32 : size <= (4u << 20) ? 4 : 1);
+		wl_chase(buf, size / 64 < n ? size / 64 : n);   /* warm */
 		char name[32];
 		size_name(name, "mem-lat-", size);
 		mark_begin(name);
-		uint64_t end = wl_chase(buf, steps);
+		uint64_t end = wl_chase(buf, n);
 		mark_end();
-		put_fmt("@r %s units=%lu sum=%lx bytes=%lu\n", name, steps, end - (uint64_t)buf, size);
+		put_fmt("@r %s units=%lu sum=%lx bytes=%lu\n", name, n, end - (uint64_t)buf, size);
 	}
 }
 
