@@ -71,18 +71,6 @@ static void *buf_alloc(uint64_t size)
 	return a;
 }
 
-static void size_name(char *out, size_t n, const char *prefix, uint64_t size)
-{
-	static const char units[] = "kmgt";
-	unsigned u = 0;
-	size >>= 10;
-	while (size >= 1024 && !(size & 1023) && u < 3) {
-		size >>= 10;
-		u++;
-	}
-	snprintf(out, n, "%s%" PRIu64 "%c", prefix, size, units[u]);
-}
-
 static void cpu_int(void)
 {
 	uint64_t size = arg_u64("size", 64 << 10) & ~7ull;
@@ -139,12 +127,10 @@ static void mem_lat(void)
 	char *buf = buf_alloc(hi);
 	for (uint64_t size = lo; size <= hi; size *= 4) {
 		wl_chase_init(buf, size);
-		/* Small sets are fast: more steps keep every timed part long
-		 * enough to time (about 0.1-1 s each on a 2 GHz machine). */
-		uint64_t n = steps * (size <= (256u << 10) ? 32 : size <= (4u << 20) ? 4 : 1);
+		uint64_t n = wl_chase_steps(size, steps);
 		wl_chase(buf, size / 64 < n ? size / 64 : n);   /* warm */
 		char name[32];
-		size_name(name, sizeof(name), "mem-lat-", size);
+		wl_size_name(name, "mem-lat-", size);
 		mark_begin(name);
 		uint64_t end = wl_chase(buf, n);
 		mark_end();

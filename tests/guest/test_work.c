@@ -68,30 +68,6 @@ static void mem_bw(void)
 	put_fmt("@r mem-bw-triad units=%lu sum=%lx\n", 24 * n * rounds, s2);
 }
 
-/* prefix + 4k, 16m, 1g, ... (size a power of two of at least 1 KiB). */
-static void size_name(char *out, const char *prefix, uint64_t size)
-{
-	static const char units[] = "kmgt";
-	unsigned u = 0;
-	size >>= 10;
-	while (size >= 1024 && !(size & 1023) && u < 3) {
-		size >>= 10;
-		u++;
-	}
-	char digits[24];
-	int n = 0;
-	do {
-		digits[n++] = (char)('0' + size % 10);
-		size /= 10;
-	} while (size);
-	size_t len = strlen(prefix);
-	memcpy(out, prefix, len);
-	while (n)
-		out[len++] = digits[--n];
-	out[len++] = units[u];
-	out[len] = 0;
-}
-
 static void mem_lat(void)
 {
 	uint64_t lo = cmdline_get_u64("lat_min", 4096);
@@ -103,12 +79,10 @@ static void mem_lat(void)
 	void *buf = mem_alloc(hi, 1 << 21);
 	for (uint64_t size = lo; size <= hi; size *= 4) {
 		wl_chase_init(buf, size);
-		/* Small sets are fast: more steps keep every timed part long
-		 * enough to time (about 0.1-1 s each on a 2 GHz machine). */
-		uint64_t n = steps * (size <= (256u << 10) ? 32 : size <= (4u << 20) ? 4 : 1);
+		uint64_t n = wl_chase_steps(size, steps);
 		wl_chase(buf, size / 64 < n ? size / 64 : n);   /* warm */
 		char name[32];
-		size_name(name, "mem-lat-", size);
+		wl_size_name(name, "mem-lat-", size);
 		mark_begin(name);
 		uint64_t end = wl_chase(buf, n);
 		mark_end();

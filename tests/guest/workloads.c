@@ -119,3 +119,31 @@ uint64_t wl_chase(const void *buf, uint64_t steps)
 		p = *p;
 	return (uint64_t)(uintptr_t)p;
 }
+
+uint64_t wl_chase_steps(size_t size, uint64_t steps)
+{
+	return steps * (size <= (256u << 10) ? 32 : size <= (4u << 20) ? 4 : 1);
+}
+
+void wl_size_name(char *out, const char *prefix, uint64_t size)
+{
+	static const char units[] = "kmgt";
+	unsigned u = 0;
+	size >>= 10;
+	while (size >= 1024 && !(size & 1023) && u < 3) {
+		size >>= 10;
+		u++;
+	}
+	char digits[24];
+	int n = 0;
+	do {
+		digits[n++] = (char)('0' + size % 10);
+		size /= 10;
+	} while (size);
+	while (*prefix)
+		*out++ = *prefix++;
+	while (n)
+		*out++ = digits[--n];
+	*out++ = units[u];
+	*out = 0;
+}

@@ -38,4 +38,13 @@ uint64_t wl_triad(void *buf, size_t n, uint64_t rounds);
 void wl_chase_init(void *buf, size_t size);
 uint64_t wl_chase(const void *buf, uint64_t steps);
 
+/* The steps mem-lat takes on a working set of size bytes for a base of
+ * steps: more on small sets, which are fast, so that every timed part is
+ * long enough to time (about 0.1-1 s each on a 2 GHz machine). */
+uint64_t wl_chase_steps(size_t size, uint64_t steps);
+
+/* out = prefix + size as 4k, 16m, 1g, ... (size a power of two of at
+ * least 1 KiB; out holds strlen(prefix) + 8 bytes). Row names of mem-lat. */
+void wl_size_name(char *out, const char *prefix, uint64_t size);
+
 #endif
