@@ -406,6 +406,18 @@ class Bench:
         self.res.note("net-tap-pps", "host: raw frames over a veth pair to the same reflector")
         self.res.note("net-user-pps", "host: UDP on the loopback to the same echo server")
 
+    def check_complete(self):
+        """A row that one side of its workload never produced is a failure
+        (a guest that printed no result for a part, say), not an empty cell."""
+        by_work = {}
+        for row, r in self.res.rows.items():
+            by_work.setdefault(r["workload"], set()).update(s for s, v in r["values"].items() if v)
+        for row, r in self.res.rows.items():
+            want = by_work[r["workload"]] - ({"qemu"} if row.endswith("-nothp") else set())
+            for side in sorted(want):
+                if not r["values"].get(side):
+                    self.fail(f"{row}: no figure from {side}")
+
     def close(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -517,6 +529,7 @@ def main(argv=None, defaults=None):
         b.fail("interrupted")
     finally:
         b.close()
+    b.check_complete()
     b.res.conditions["load_after"] = list(os.getloadavg())
     b.res.conditions["wall_seconds"] = round(time.monotonic() - b.t0, 1)
     bench_report.write_json(b.res, os.path.join(out, "results.json"))
