@@ -2,8 +2,9 @@
 on the host, in a micro-guest under kvmini and (--compare-qemu) in the same
 guest under QEMU, N repetitions each with the sides alternating, and ends
 with a table of min/median/max per side and the ratios of the medians,
-written with the run's conditions to results.json, results.csv and
-ratios.svg in --out DIR (docs/benchmarks.md tells how to read them).
+written with the run's conditions to results.json, results.csv, table.txt,
+ratios.svg and ratios.png in --out DIR (docs/benchmarks.md tells how to read
+them).
 
   kvmini-bench [--guest micro|linux] [--workload NAME]... [--repeat N]
                [--out DIR] [--compare-qemu] [--quick]
@@ -16,7 +17,6 @@ host against the micro-guest's virtio-blk driver; net is bench/net_bench.py
 """
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
