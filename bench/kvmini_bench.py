@@ -89,6 +89,12 @@ def parse_marks(lines_with_times):
     return parts
 
 
+def guest_passed(lines):
+    """A guest's verdict is its PASS line: QEMU's isa-debug-exit turns the
+    guest's exit status 0 into process status 1."""
+    return any(line.endswith("microguest: PASS") for line in lines[-3:])
+
+
 class Sides:
     """Command lines of the three sides for the micro-guest."""
 
@@ -125,9 +131,7 @@ class Sides:
             cmd = self.guest_cmd(side, f"test=work work={work} {kv}", memory, disk, thp)
         seen = []
         rc, lines, err, _ = run_console(cmd, timeout or a.timeout, lambda text, now: seen.append((text, now)))
-        # A guest's verdict is its PASS line: QEMU's isa-debug-exit turns the
-        # guest's exit status 0 into process status 1.
-        ok = rc == 0 if side == "host" else any(l.endswith("microguest: PASS") for l in lines[-3:])
+        ok = rc == 0 if side == "host" else guest_passed(lines)
         if not ok:
             tail = "\n    ".join(lines[-6:] + err.strip().splitlines()[-6:])
             raise RuntimeError(f"{work} on {side} failed (rc {rc}):\n    {tail}")
@@ -140,6 +144,8 @@ class Sides:
 # the sides can be checked to have done the same work.
 
 def micro_rows(name, parts):
+    """(row, value, unit, better, checksum, short) per timed part. The host's
+    exit-syscall is the baseline of all three exit rows."""
     rows = []
     for part, d in parts.items():
         if part in ("null", "tsc-cal", "startup", "footprint") or "wall" not in d or d.get("skipped"):
@@ -147,14 +153,18 @@ def micro_rows(name, parts):
         units, wall = d.get("units", 0), max(d["wall"], 1e-9)
         if not isinstance(units, int) or units <= 0:
             continue      # a part without its result line: the side's row stays empty
-        if part.startswith("mem-lat-"):
-            rows.append((part, wall / units * 1e9, "ns/load", "lower", d.get("sum")))
+        short = bool(d.get("short"))
+        if part == "exit-syscall":
+            rows += [(r, wall / units * 1e9, "ns/op", "lower", None, short)
+                     for r in ("exit-pio", "exit-mmio", "exit-kick")]
+        elif part.startswith("mem-lat-"):
+            rows.append((part, wall / units * 1e9, "ns/load", "lower", d.get("sum"), short))
         elif part.startswith("exit-"):
-            rows.append((part, wall / units * 1e9, "ns/op", "lower", None))
+            rows.append((part, wall / units * 1e9, "ns/op", "lower", None, short))
         elif part == "cpu-fp":
-            rows.append((part, units / wall / 1e6, "MFLOP/s", "higher", d.get("sum")))
+            rows.append((part, units / wall / 1e6, "MFLOP/s", "higher", d.get("sum"), short))
         else:
-            rows.append((part, units / wall / 1e6, "MB/s", "higher", d.get("sum")))
+            rows.append((part, units / wall / 1e6, "MB/s", "higher", d.get("sum"), short))
     return rows
 
 
@@ -194,10 +204,10 @@ class Bench:
         self.failures.append(what)
         log(f"kvmini-bench: FAILED {what}")
 
-    def record(self, work, side, rows, sums, short=()):
-        for row, value, unit, better, s in rows:
+    def record(self, work, side, rows, sums):
+        for row, value, unit, better, s, short in rows:
             self.res.add(row, side, value, unit, better, workload=work)
-            if row in short:
+            if short:
                 self.res.note(row, f"{side}: timed part under {SHORTEST_PART * 1e3:.0f} ms: not a figure")
             if s is not None:
                 ref = sums.setdefault(row, (side, s))
@@ -227,16 +237,7 @@ class Bench:
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     self.fail(str(e))
                     continue
-                if work == "exit" and side == "host":
-                    d = parts.get("exit-syscall", {})
-                    rows = [(r, d["wall"] / d["units"] * 1e9, "ns/op", "lower", None)
-                            for r in ("exit-pio", "exit-mmio", "exit-kick") if d.get("units")]
-                else:
-                    rows = micro_rows(work, parts)
-                short = {p for p, d in parts.items() if d.get("short")}
-                if work == "exit" and side == "host" and parts.get("exit-syscall", {}).get("short"):
-                    short = {"exit-pio", "exit-mmio", "exit-kick"}
-                self.record(work, side, rows, sums, short)
+                self.record(work, side, micro_rows(work, parts), sums)
                 if work == "mem-lat" and side != "qemu" and not self.a.quick:
                     # The same chase with 4 KiB pages behind the buffer
                     # (host MADV_NOHUGEPAGE, kvmini thp=off); QEMU has no switch.
@@ -245,7 +246,7 @@ class Bench:
                     except (RuntimeError, subprocess.TimeoutExpired) as e:
                         self.fail(str(e))
                         continue
-                    rows = [(r + "-nothp", v, u, b, s) for r, v, u, b, s in micro_rows(work, parts)]
+                    rows = [(r + "-nothp", *rest) for r, *rest in micro_rows(work, parts)]
                     self.record(work, side, rows, sums)
         for r in ("exit-pio", "exit-mmio", "exit-kick"):
             self.res.note(r, "host: one getppid() system call")
@@ -273,8 +274,7 @@ class Bench:
                     continue
                 parts = parse_marks(seen)
                 cal_p, st = parts.get("tsc-cal", {}), parts.get("startup", {})
-                passed = any(l.endswith("microguest: PASS") for l in lines[-3:])
-                if not passed or not t.get("first_byte") or not cal_p.get("wall_raw") or "entry_tsc" not in st:
+                if not guest_passed(lines) or not t.get("first_byte") or not cal_p.get("wall_raw") or "entry_tsc" not in st:
                     self.fail(f"startup on {side} failed (rc {rc}): {' | '.join(lines[-3:])} {err[-200:]}")
                     continue
                 hz = cal_p["units"] / cal_p["wall_raw"]
